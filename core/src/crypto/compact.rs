@@ -1,0 +1,9 @@
+//! Ed25519 with `ed25519-compact`.
+
+pub(super) const NAME: &str = "ed25519-compact";
+
+pub(super) fn verify(public_key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> bool {
+    let pk = ed25519_compact::PublicKey::new(*public_key);
+    let sig = ed25519_compact::Signature::new(*signature);
+    pk.verify(message, &sig).is_ok()
+}

@@ -1,0 +1,108 @@
+//! Signed key-directory responses (draft-meunier-http-message-signatures-directory §4):
+//! `GET /.well-known/http-message-signatures-directory` answered with a JWKS, signed with
+//! `tag="http-message-signatures-directory"` over at least `"@authority";req`, and with a
+//! `Content-Digest` of the body.
+
+use alloc::vec::Vec;
+
+use crate::components::Message;
+use crate::keys::{parse_jwks, Keyring, PublicKey, SkippedKey};
+use crate::policy::{Policy, DIRECTORY_TAG};
+use crate::reason::Reason;
+use crate::request::Request;
+use crate::verdict::{Verdict, Verified};
+use crate::verify::verify_message;
+
+/// The well-known path of a key directory.
+pub const WELL_KNOWN_PATH: &str = "/.well-known/http-message-signatures-directory";
+/// The directory's media type.
+pub const MEDIA_TYPE: &str = "application/http-message-signatures-directory+json";
+
+/// A verified directory: its keys, what was skipped, and which key signed it.
+#[derive(Clone, Debug)]
+pub struct VerifiedDirectory {
+    /// Usable Ed25519 keys of the directory.
+    pub keys: Vec<PublicKey>,
+    /// Keys that were skipped, with reasons.
+    pub skipped: Vec<SkippedKey>,
+    /// The signature that vouched for the directory.
+    pub signature: Verified,
+}
+
+/// Why a directory response was not accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DirectoryError {
+    /// The body is not a JWK Set.
+    NotAJwks,
+    /// The response carries no signature.
+    Unsigned,
+    /// `content-digest` is not covered by the signature.
+    ContentDigestNotCovered,
+    /// The signature was rejected for this reason.
+    Rejected(Reason),
+}
+
+/// Verify a directory `response` (its fields and body) to `request` at `now`.
+///
+/// The signing key must be one of the keys in the directory itself; `content-digest`
+/// must be covered and must match the body, so the signature binds the key set.
+pub fn verify_directory_response(
+    request: &dyn Request,
+    response: &dyn Request,
+    status: u16,
+    body: &[u8],
+    now: u64,
+) -> Result<VerifiedDirectory, DirectoryError> {
+    let (keys, skipped) = parse_jwks(body).map_err(|_| DirectoryError::NotAJwks)?;
+    let mut ring = Keyring::new();
+    for key in &keys {
+        ring.add_key("", key.clone());
+    }
+    let policy = Policy {
+        tag: Some(DIRECTORY_TAG.into()),
+        require_agent_coverage: false,
+        required_components: alloc::vec!["content-digest".into()],
+        ..Policy::web_bot_auth()
+    };
+    let with_body = WithBody { inner: response, body };
+    let msg = Message { message: &with_body, status: Some(status), related: Some(request) };
+    match verify_message(&msg, &ring, &policy, now, &mut None) {
+        Verdict::Verified(mut signature) => {
+            signature.agent = None;
+            Ok(VerifiedDirectory { keys, skipped, signature })
+        }
+        Verdict::Unsigned => Err(DirectoryError::Unsigned),
+        Verdict::Rejected(r) if r.reason == Reason::RequiredComponentNotCovered => {
+            Err(DirectoryError::ContentDigestNotCovered)
+        }
+        Verdict::Rejected(r) => Err(DirectoryError::Rejected(r.reason)),
+    }
+}
+
+/// A response's fields together with its body, so `content-digest` is always checked.
+struct WithBody<'a> {
+    inner: &'a dyn Request,
+    body: &'a [u8],
+}
+
+impl Request for WithBody<'_> {
+    fn method(&self) -> &str {
+        self.inner.method()
+    }
+    fn scheme(&self) -> &str {
+        self.inner.scheme()
+    }
+    fn authority(&self) -> &str {
+        self.inner.authority()
+    }
+    fn target(&self) -> &str {
+        self.inner.target()
+    }
+    fn field_lines<'a>(&'a self, name: &str, out: &mut Vec<&'a [u8]>) {
+        self.inner.field_lines(name, out);
+    }
+    fn body(&self) -> Option<&[u8]> {
+        Some(self.body)
+    }
+}

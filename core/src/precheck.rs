@@ -1,0 +1,257 @@
+//! Checks that need neither parsing nor crypto (ARCHITECTURE §2, step 2): presence, size
+//! caps, ASCII, matching labels, base64 alphabet and decoded length, keyid present.
+//!
+//! Each check only rejects what the full parse would reject too; when the quick scanner
+//! meets syntax it does not model, it leaves the verdict to `sfv`.
+
+use alloc::borrow::Cow;
+use alloc::vec::Vec;
+
+use crate::policy::Limits;
+use crate::reason::{Field, Reason};
+use crate::request::Request;
+
+/// The signature fields of a signed request, each with its lines joined by `", "`
+/// (RFC 9421 §2.1; RFC 9110 §5.3).
+#[derive(Clone, Debug)]
+pub struct SignedFields<'a> {
+    /// `Signature-Input`.
+    pub signature_input: Cow<'a, [u8]>,
+    /// `Signature`.
+    pub signature: Cow<'a, [u8]>,
+    /// `Signature-Agent`, if present.
+    pub signature_agent: Option<Cow<'a, [u8]>>,
+}
+
+/// `Ok(None)`: unsigned. `Ok(Some(_))`: signed and passed the prechecks.
+pub fn precheck<'a, R: Request + ?Sized>(req: &'a R, limits: &Limits) -> Result<Option<SignedFields<'a>>, Reason> {
+    let has_input = req.has_field("signature-input");
+    let has_sig = req.has_field("signature");
+    match (has_input, has_sig) {
+        (false, false) => return Ok(None),
+        (true, false) => return Err(Reason::MissingSignature),
+        (false, true) => return Err(Reason::MissingSignatureInput),
+        (true, true) => {}
+    }
+    let signature_input = joined(req, "signature-input", limits.max_signature_input_len, Field::SignatureInput)?;
+    let signature = joined(req, "signature", limits.max_signature_len, Field::Signature)?;
+    let signature_agent = if req.has_field("signature-agent") {
+        Some(joined(req, "signature-agent", limits.max_signature_agent_len, Field::SignatureAgent)?)
+    } else {
+        None
+    };
+    check_labels(&signature_input, &signature, limits.max_signatures)?;
+    // Every signature we can verify needs a keyid (RFC 9421 §2.3); if the text
+    // `keyid=` is nowhere in the field, no member can have one.
+    if !contains(&signature_input, b";keyid=") {
+        return Err(Reason::KeyidMissing);
+    }
+    Ok(Some(SignedFields { signature_input, signature, signature_agent }))
+}
+
+fn joined<'a, R: Request + ?Sized>(req: &'a R, name: &str, cap: usize, field: Field) -> Result<Cow<'a, [u8]>, Reason> {
+    let mut lines = Vec::new();
+    req.field_lines(name, &mut lines);
+    let total = lines.iter().map(|l| l.len()).sum::<usize>() + 2 * lines.len().saturating_sub(1);
+    if total > cap {
+        return Err(Reason::FieldTooLarge(field));
+    }
+    // Structured fields are ASCII; anything else (or a control character) is rejected
+    // here with the field named, rather than as a generic parse error.
+    if lines.iter().any(|l| l.iter().any(|&b| !(b == b'\t' || (0x20..0x7f).contains(&b)))) {
+        return Err(Reason::NonAscii(field));
+    }
+    Ok(match lines.as_slice() {
+        [one] => Cow::Borrowed(*one),
+        _ => Cow::Owned(lines.join(&b", "[..])),
+    })
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Top-level dictionary members: (key, raw value) without allocating. Returns `None`
+/// for anything the scanner does not model (the full parse then decides).
+struct Members<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Members<'a> {
+    type Item = Option<(&'a [u8], &'a [u8])>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let s = trim_start(self.rest);
+        if s.is_empty() {
+            return None;
+        }
+        let key_len = s.iter().position(|b| !is_key_char(*b)).unwrap_or(s.len());
+        let (key, after) = s.split_at(key_len);
+        if key.is_empty() {
+            self.rest = &[];
+            return Some(None);
+        }
+        // Scan the value up to the next top-level comma.
+        let mut depth = 0usize;
+        let mut in_string = false;
+        let mut in_bytes = false;
+        let mut escaped = false;
+        let mut end = after.len();
+        for (i, &b) in after.iter().enumerate() {
+            if in_string {
+                match (escaped, b) {
+                    (true, _) => escaped = false,
+                    (false, b'\\') => escaped = true,
+                    (false, b'"') => in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            if in_bytes {
+                in_bytes = b != b':';
+                continue;
+            }
+            match b {
+                b'"' => in_string = true,
+                b':' => in_bytes = true,
+                b'(' => depth += 1,
+                b')' => match depth.checked_sub(1) {
+                    Some(d) => depth = d,
+                    None => {
+                        self.rest = &[];
+                        return Some(None);
+                    }
+                },
+                b',' if depth == 0 => {
+                    end = i;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        if in_string || in_bytes || depth != 0 {
+            self.rest = &[];
+            return Some(None);
+        }
+        let (value, rest) = after.split_at(end);
+        self.rest = rest.get(1..).unwrap_or(&[]);
+        Some(Some((key, value)))
+    }
+}
+
+fn trim_start(s: &[u8]) -> &[u8] {
+    let n = s.iter().take_while(|b| matches!(b, b' ' | b'\t')).count();
+    s.get(n..).unwrap_or(&[])
+}
+
+/// RFC 8941 §3.1.2 key characters (first character checked by the full parse).
+fn is_key_char(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.' | b'*')
+}
+
+/// Labels must match one to one between the two fields (RFC 9421 §4.1, §4.2); an
+/// Ed25519 signature decodes to 64 bytes (RFC 8032 §5.1.6).
+fn check_labels(input: &[u8], signature: &[u8], max: usize) -> Result<(), Reason> {
+    let inputs = || Members { rest: input };
+    let sigs = || Members { rest: signature };
+    if inputs().any(|m| m.is_none()) || sigs().any(|m| m.is_none()) {
+        return Ok(());
+    }
+    let input_labels = || inputs().flatten().map(|(k, _)| k);
+    let sig_labels = || sigs().flatten().map(|(k, _)| k);
+    if input_labels().count() > max || sig_labels().count() > max {
+        return Err(Reason::TooManySignatures);
+    }
+    for (i, a) in input_labels().enumerate() {
+        if input_labels().skip(i + 1).any(|b| a == b) {
+            return Err(Reason::DuplicateLabel);
+        }
+    }
+    for (i, a) in sig_labels().enumerate() {
+        if sig_labels().skip(i + 1).any(|b| a == b) {
+            return Err(Reason::DuplicateLabel);
+        }
+    }
+    if input_labels().count() != sig_labels().count() || !input_labels().all(|a| sig_labels().any(|b| a == b)) {
+        return Err(Reason::LabelMismatch);
+    }
+    // With one signature its algorithm must be Ed25519: check the byte sequence shape.
+    if let (Some(Some((_, value))), None) = (sigs().next(), sigs().nth(1)) {
+        if let Some(b64) = value.strip_prefix(b"=:").and_then(|v| v.strip_suffix(b":")) {
+            check_base64(trim_end(b64))?;
+        }
+    }
+    Ok(())
+}
+
+fn trim_end(s: &[u8]) -> &[u8] {
+    let n = s.iter().rev().take_while(|b| matches!(b, b' ' | b'\t')).count();
+    s.get(..s.len().saturating_sub(n)).unwrap_or(&[])
+}
+
+/// Base64 alphabet (RFC 4648 §4) and decoded length of an Ed25519 signature.
+fn check_base64(b64: &[u8]) -> Result<(), Reason> {
+    let pad = b64.iter().rev().take_while(|b| **b == b'=').count();
+    let body = b64.get(..b64.len().saturating_sub(pad)).unwrap_or(&[]);
+    if pad > 2 || !body.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/') {
+        return Err(Reason::SignatureBadBase64);
+    }
+    if !b64.len().is_multiple_of(4) {
+        // RFC 8941 §3.3.5 allows parsers to accept missing padding; we do not.
+        return Err(Reason::SignatureBadBase64);
+    }
+    // 64 bytes encode to 88 characters with two `=`.
+    if b64.len() != 88 || pad != 2 {
+        return Err(Reason::SignatureWrongLength);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::HttpRequest;
+
+    fn req(input: &str, sig: &str) -> HttpRequest {
+        HttpRequest::new("GET", "https", "example.com", "/")
+            .with_header("Signature-Input", input)
+            .with_header("Signature", sig)
+    }
+
+    const SIG: &str = "sig1=:QKN4fTdIYfh82fvoZCQiQA1weuozfCS/Led2zTMbewMMqH8PI2Wsy/5c4ao6B6D09nraNQdBNOADg8aM1MqfCg==:";
+
+    #[test]
+    fn table() {
+        let l = Limits::default();
+        let ok = r#"sig1=("@authority");keyid="k""#;
+        assert!(precheck(&req(ok, SIG), &l).unwrap().is_some());
+        let unsigned = HttpRequest::new("GET", "https", "example.com", "/");
+        assert!(precheck(&unsigned, &l).unwrap().is_none());
+        let cases: &[(&str, &str, Reason)] = &[
+            (r#"sig2=("@authority");keyid="k""#, SIG, Reason::LabelMismatch),
+            (r#"sig1=("@authority");keyid="k", sig1=()"#, SIG, Reason::DuplicateLabel),
+            (r#"sig1=("@authority")"#, SIG, Reason::KeyidMissing),
+            (
+                ok,
+                "sig1=:QKN4fTdIYfh8!fvoZCQiQA1weuozfCS/Led2zTMbewMMqH8PI2Wsy/5c4ao6B6D09nraNQdBNOADg8aM1MqfCg==:",
+                Reason::SignatureBadBase64,
+            ),
+            (ok, "sig1=:QKN4fTdI:", Reason::SignatureWrongLength),
+            (ok, "sig1=:QKN4fTd:", Reason::SignatureBadBase64),
+            (
+                ok,
+                "sig1=:QKN4fTdIYfh82fvoZCQiQA1weuozfCS/Led2zTMbewMMqH8PI2Wsy/5c4ao6B6D09nraNQdBNOADg8aM1MqfCg:",
+                Reason::SignatureBadBase64,
+            ),
+        ];
+        for (input, sig, want) in cases {
+            assert_eq!(precheck(&req(input, sig), &l).err(), Some(*want), "{input} / {sig}");
+        }
+        let only_input = HttpRequest::new("GET", "https", "e", "/").with_header("signature-input", ok);
+        assert_eq!(precheck(&only_input, &l).err(), Some(Reason::MissingSignature));
+        let big = Limits { max_signature_input_len: 10, ..l };
+        assert_eq!(precheck(&req(ok, SIG), &big).err(), Some(Reason::FieldTooLarge(Field::SignatureInput)));
+        let non_ascii = req("sig1=(\"@authority\");keyid=\"k\u{e9}\"", SIG);
+        assert_eq!(precheck(&non_ascii, &l).err(), Some(Reason::NonAscii(Field::SignatureInput)));
+    }
+}

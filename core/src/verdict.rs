@@ -1,0 +1,84 @@
+//! The outcome of [`verify`](crate::verify): what the host acts on.
+
+use alloc::string::String;
+
+use crate::reason::Reason;
+
+/// A verified Web Bot Auth signature.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    /// The agent the key belongs to (the covered `Signature-Agent`, or the keyring entry
+    /// the key was found under when the request names no agent).
+    pub agent: Option<String>,
+    /// The `keyid` (JWK thumbprint, RFC 7638).
+    pub keyid: String,
+    /// The label of the verified signature.
+    pub label: String,
+    /// `created`, unix seconds.
+    pub created: Option<u64>,
+    /// `expires`, unix seconds.
+    pub expires: Option<u64>,
+    /// `nonce`, if sent.
+    pub nonce: Option<String>,
+}
+
+/// A rejected signed request, with what was known when it was rejected (for logs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    /// The exact violation.
+    pub reason: Reason,
+    /// The label of the signature being checked, once chosen.
+    pub label: Option<String>,
+    /// The agent, once known.
+    pub agent: Option<String>,
+    /// The keyid, once known.
+    pub keyid: Option<String>,
+}
+
+impl Rejected {
+    /// A rejection with nothing else known.
+    pub fn new(reason: Reason) -> Self {
+        Self { reason, label: None, agent: None, keyid: None }
+    }
+}
+
+/// The verdict on one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Neither `Signature` nor `Signature-Input`: ordinary traffic, untouched.
+    Unsigned,
+    /// A valid Web Bot Auth signature.
+    Verified(Verified),
+    /// A signed request that fails.
+    Rejected(Rejected),
+}
+
+impl Verdict {
+    /// `unsigned`, `verified`, or the rejection's reason code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unsigned => "unsigned",
+            Self::Verified(_) => "verified",
+            Self::Rejected(r) => r.reason.code(),
+        }
+    }
+
+    /// The reason, when rejected.
+    pub fn reason(&self) -> Option<Reason> {
+        match self {
+            Self::Rejected(r) => Some(r.reason),
+            _ => None,
+        }
+    }
+
+    /// Whether the request carried a valid signature.
+    pub fn is_verified(&self) -> bool {
+        matches!(self, Self::Verified(_))
+    }
+}
+
+impl From<Reason> for Verdict {
+    fn from(reason: Reason) -> Self {
+        Self::Rejected(Rejected::new(reason))
+    }
+}
