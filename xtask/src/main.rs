@@ -1,1 +1,71 @@
-fn main() {}
+//! `cargo xtask <task>`: the project's tasks in Rust, so they run the same everywhere.
+//!
+//! - `test`: every test of the workspace (the README's test command; `.ci/run` calls it).
+//! - `bench`: criterion and end-to-end benchmarks, written to `BENCHMARKS.md`.
+//! - `fuzz --seconds N`: every `cargo fuzz` target for N seconds each (nightly).
+//! - `fixtures [--check]`: regenerate `fixtures/cases/*.json` (or check they are current).
+//! - `serve`: the edge service under Viceroy with demo keys and a demo origin.
+
+mod bench;
+mod envoy;
+mod fastly;
+mod fixtures;
+mod fuzz;
+mod interop;
+mod util;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (task, rest) = match args.split_first() {
+        Some((t, r)) => (t.as_str(), r),
+        None => ("help", &[][..]),
+    };
+    let result = match task {
+        "test" => test(rest),
+        "bench" => bench::run(rest),
+        "fuzz" => fuzz::run(rest),
+        "fixtures" => fixtures::run(rest),
+        "serve" => fastly::serve(rest),
+        "help" | "--help" | "-h" => {
+            println!("usage: cargo xtask <test [--quick] | bench | fuzz [--seconds N] | fixtures [--check] | serve>");
+            Ok(())
+        }
+        other => Err(format!("unknown task `{other}` (try `cargo xtask help`)")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask {task}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Every test: lints, native tests on both Ed25519 backends, fixtures, wasm, interop and
+/// the real hosts (Viceroy, Envoy). Each step prints its name; the first failure stops.
+fn test(args: &[String]) -> Result<(), String> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let mut steps: Vec<(&str, fn() -> Result<(), String>)> = vec![
+        ("rustfmt", util::fmt_check),
+        ("clippy", util::clippy),
+        ("fixtures are current", fixtures::check),
+        ("native tests (ed25519-compact)", util::native_tests),
+        ("core tests (ed25519-dalek)", util::dalek_tests),
+    ];
+    if !quick {
+        steps.extend([
+            ("core conformance in wasm32-unknown-unknown (node)", util::wasm_tests as fn() -> Result<(), String>),
+            ("interop with independent implementations", interop::test),
+            ("fastly compute service under Viceroy", fastly::test),
+            ("proxy-wasm filter in Envoy", envoy::test),
+        ]);
+    }
+    for (name, step) in steps {
+        util::banner(name);
+        step().map_err(|e| format!("{name}: {e}"))?;
+    }
+    println!("\nxtask test: all steps passed");
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! Small helpers shared by the tasks: running commands, locating tools and the workspace.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// Where tools installed by the tasks live (gitignored): `.tools/`.
+pub fn tools_dir() -> PathBuf {
+    root().join(".tools")
+}
+
+/// Print a step header.
+pub fn banner(name: &str) {
+    println!("\n==> {name}");
+}
+
+/// Run `cmd`, inheriting stdio; error if it fails.
+pub fn run(cmd: &mut Command) -> Result<(), String> {
+    let shown = format!("{cmd:?}");
+    let status = cmd.status().map_err(|e| format!("cannot start {shown}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown} failed with {status}"))
+    }
+}
+
+/// `cargo` with the workspace root as working directory.
+pub fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+/// Whether `bin` is on PATH (or is an existing path).
+pub fn have(bin: &str) -> bool {
+    if bin.contains('/') {
+        return Path::new(bin).exists();
+    }
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
+        .unwrap_or(false)
+}
+
+pub fn fmt_check() -> Result<(), String> {
+    run(cargo().args(["fmt", "--all", "--", "--check"]))
+}
+
+pub fn clippy() -> Result<(), String> {
+    run(cargo().args(["clippy", "--workspace", "--exclude", "botauth-fastly", "--exclude", "botauth-proxy-wasm", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().args(["clippy", "-p", "botauth-core", "--no-default-features", "--features", "ed25519-dalek", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().args(["clippy", "--target", "wasm32-wasip1", "-p", "botauth-fastly", "-p", "botauth-proxy-wasm", "--all-targets", "--", "-D", "warnings"]))
+}
+
+pub fn native_tests() -> Result<(), String> {
+    run(cargo().args(["test", "--workspace", "--exclude", "botauth-fastly", "--exclude", "botauth-proxy-wasm"]))
+}
+
+pub fn dalek_tests() -> Result<(), String> {
+    run(cargo().args(["test", "-p", "botauth-core", "--no-default-features", "--features", "ed25519-dalek"]))
+}
+
+/// The conformance suite compiled to wasm32-unknown-unknown and run by
+/// `wasm-bindgen-test-runner` under node, with each backend.
+pub fn wasm_tests() -> Result<(), String> {
+    if !have("wasm-bindgen-test-runner") {
+        return Err("wasm-bindgen-test-runner is not installed: run .ci/run, or `cargo install wasm-bindgen-cli --locked --version <the wasm-bindgen version in Cargo.lock>`".into());
+    }
+    for features in [&["--features", "ed25519-compact"][..], &["--no-default-features", "--features", "ed25519-dalek"][..]] {
+        run(cargo()
+            .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", "wasm-bindgen-test-runner")
+            .args(["test", "-p", "botauth-core", "--target", "wasm32-unknown-unknown", "--test", "conformance"])
+            .args(features))?;
+    }
+    Ok(())
+}
