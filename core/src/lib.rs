@@ -48,6 +48,8 @@ pub mod precheck;
 mod reason;
 pub mod replay;
 pub mod request;
+#[cfg(feature = "sign")]
+pub mod sign;
 pub mod signature_agent;
 pub mod signature_base;
 pub mod signature_input;

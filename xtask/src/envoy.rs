@@ -1,2 +1,4 @@
 //! placeholder (being written)
-pub fn test() -> Result<(), String> { Err("envoy: not written yet".into()) }
+pub fn test() -> Result<(), String> {
+    Err("envoy: not written yet".into())
+}

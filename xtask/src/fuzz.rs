@@ -1,2 +1,4 @@
 //! placeholder (being written)
-pub fn run(_: &[String]) -> Result<(), String> { Err("fuzz: not written yet".into()) }
+pub fn run(_: &[String]) -> Result<(), String> {
+    Err("fuzz: not written yet".into())
+}

@@ -41,9 +41,7 @@ pub fn have(bin: &str) -> bool {
     if bin.contains('/') {
         return Path::new(bin).exists();
     }
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
-        .unwrap_or(false)
+    std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file())).unwrap_or(false)
 }
 
 pub fn fmt_check() -> Result<(), String> {
@@ -51,9 +49,43 @@ pub fn fmt_check() -> Result<(), String> {
 }
 
 pub fn clippy() -> Result<(), String> {
-    run(cargo().args(["clippy", "--workspace", "--exclude", "botauth-fastly", "--exclude", "botauth-proxy-wasm", "--all-targets", "--", "-D", "warnings"]))?;
-    run(cargo().args(["clippy", "-p", "botauth-core", "--no-default-features", "--features", "ed25519-dalek", "--all-targets", "--", "-D", "warnings"]))?;
-    run(cargo().args(["clippy", "--target", "wasm32-wasip1", "-p", "botauth-fastly", "-p", "botauth-proxy-wasm", "--all-targets", "--", "-D", "warnings"]))
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--exclude",
+        "botauth-fastly",
+        "--exclude",
+        "botauth-proxy-wasm",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cargo().args([
+        "clippy",
+        "-p",
+        "botauth-core",
+        "--no-default-features",
+        "--features",
+        "ed25519-dalek",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cargo().args([
+        "clippy",
+        "--target",
+        "wasm32-wasip1",
+        "-p",
+        "botauth-fastly",
+        "-p",
+        "botauth-proxy-wasm",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))
 }
 
 pub fn native_tests() -> Result<(), String> {
@@ -70,7 +102,9 @@ pub fn wasm_tests() -> Result<(), String> {
     if !have("wasm-bindgen-test-runner") {
         return Err("wasm-bindgen-test-runner is not installed: run .ci/run, or `cargo install wasm-bindgen-cli --locked --version <the wasm-bindgen version in Cargo.lock>`".into());
     }
-    for features in [&["--features", "ed25519-compact"][..], &["--no-default-features", "--features", "ed25519-dalek"][..]] {
+    for features in
+        [&["--features", "ed25519-compact"][..], &["--no-default-features", "--features", "ed25519-dalek"][..]]
+    {
         run(cargo()
             .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", "wasm-bindgen-test-runner")
             .args(["test", "-p", "botauth-core", "--target", "wasm32-unknown-unknown", "--test", "conformance"])
