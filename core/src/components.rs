@@ -241,9 +241,7 @@ pub fn component_values(
         }
         ComponentName::Derived(Derived::Status) => match msg.status {
             Some(status) if !id.req => {
-                let mut buf = itoa_u16(status);
-                emit(buf.as_str());
-                buf.clear();
+                emit(&alloc::format!("{status}"));
                 Ok(())
             }
             _ => Err(Reason::UnknownDerivedComponent),
@@ -251,13 +249,6 @@ pub fn component_values(
         ComponentName::Derived(_) if in_response => Err(Reason::UnknownDerivedComponent),
         ComponentName::Derived(d) => derived_value(source, *d, id.param_name.as_deref(), emit),
     }
-}
-
-fn itoa_u16(v: u16) -> String {
-    use core::fmt::Write as _;
-    let mut s = String::new();
-    let _ = write!(s, "{v}");
-    s
 }
 
 /// Derived component values (RFC 9421 §2.2).

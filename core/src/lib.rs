@@ -39,10 +39,12 @@ extern crate alloc;
 compile_error!("botauth-core needs an Ed25519 backend: enable `ed25519-compact` or `ed25519-dalek`");
 
 pub mod components;
+pub mod config;
 pub mod content_digest;
 pub mod crypto;
 pub mod directory;
 pub mod keys;
+pub mod outcome;
 pub mod policy;
 pub mod precheck;
 mod reason;

@@ -43,7 +43,7 @@ pub fn precheck<'a, R: Request + ?Sized>(req: &'a R, limits: &Limits) -> Result<
     check_labels(&signature_input, &signature, limits.max_signatures)?;
     // Every signature we can verify needs a keyid (RFC 9421 §2.3); if the text
     // `keyid=` is nowhere in the field, no member can have one.
-    if !contains(&signature_input, b";keyid=") {
+    if !has_keyid_param(&signature_input) {
         return Err(Reason::KeyidMissing);
     }
     Ok(Some(SignedFields { signature_input, signature, signature_agent }))
@@ -67,8 +67,13 @@ fn joined<'a, R: Request + ?Sized>(req: &'a R, name: &str, cap: usize, field: Fi
     })
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+/// Whether `keyid=` occurs as a parameter: preceded by `;` and optional spaces
+/// (RFC 8941 §3.1.2: `";" *SP parameter`).
+fn has_keyid_param(field: &[u8]) -> bool {
+    const NEEDLE: &[u8] = b"keyid=";
+    field.windows(NEEDLE.len()).enumerate().any(|(at, w)| {
+        w == NEEDLE && field.get(..at).is_some_and(|before| before.iter().rev().find(|b| **b != b' ') == Some(&b';'))
+    })
 }
 
 /// Top-level dictionary members: (key, raw value) without allocating. Returns `None`
@@ -225,12 +230,14 @@ mod tests {
         let l = Limits::default();
         let ok = r#"sig1=("@authority");keyid="k""#;
         assert!(precheck(&req(ok, SIG), &l).unwrap().is_some());
+        assert!(precheck(&req(r#"sig1=("@authority"); keyid="k""#, SIG), &l).unwrap().is_some());
         let unsigned = HttpRequest::new("GET", "https", "example.com", "/");
         assert!(precheck(&unsigned, &l).unwrap().is_none());
         let cases: &[(&str, &str, Reason)] = &[
             (r#"sig2=("@authority");keyid="k""#, SIG, Reason::LabelMismatch),
             (r#"sig1=("@authority");keyid="k", sig1=()"#, SIG, Reason::DuplicateLabel),
             (r#"sig1=("@authority")"#, SIG, Reason::KeyidMissing),
+            (r#"sig1=("@authority");nonce="keyid=x""#, SIG, Reason::KeyidMissing),
             (
                 ok,
                 "sig1=:QKN4fTdIYfh8!fvoZCQiQA1weuozfCS/Led2zTMbewMMqH8PI2Wsy/5c4ao6B6D09nraNQdBNOADg8aM1MqfCg==:",

@@ -1,0 +1,124 @@
+//! What a host does with a verdict (ARCHITECTURE §4), shared by every adapter: the
+//! problem+json body (RFC 9457), the verdict header (an RFC 8941 Item) and the log event.
+
+use alloc::string::{String, ToString};
+
+use sfv::{KeyRef, StringRef, TokenRef};
+
+use crate::reason::Reason;
+use crate::verdict::{Rejected, Verdict};
+
+/// Default name of the verdict header sent to the origin.
+pub const VERDICT_HEADER: &str = "botauth-verdict";
+/// Media type of error bodies (RFC 9457 §3).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+/// Prefix of the problem `type` URI; the reason code follows.
+pub const PROBLEM_TYPE_PREFIX: &str = "urn:botauth:problem:";
+const VERIFIED: &TokenRef = TokenRef::constant("verified");
+const REJECTED: &TokenRef = TokenRef::constant("rejected");
+
+/// `Retry-After` seconds for 429 answers.
+pub const RETRY_AFTER_SECS: u64 = 60;
+
+/// The RFC 9457 problem document for a rejection. Holds only the code, a fixed title and
+/// the status: never request data.
+pub fn problem_json(reason: Reason) -> String {
+    let status = reason.status().code();
+    let body = serde_json::json!({
+        "type": alloc::format!("{PROBLEM_TYPE_PREFIX}{}", reason.code()),
+        "title": reason.title(),
+        "status": status,
+        "code": reason.code(),
+    });
+    body.to_string()
+}
+
+/// The verdict header value: `verified;agent="…";keyid="…";label="…"` for a verified
+/// request, `rejected;reason=<code>` (monitor mode), or `None` for unsigned traffic.
+pub fn verdict_header(verdict: &Verdict) -> Option<String> {
+    match verdict {
+        Verdict::Unsigned => None,
+        Verdict::Verified(v) => {
+            let mut ser = sfv::ItemSerializer::new().bare_item(VERIFIED);
+            for (name, value) in
+                [("agent", v.agent.as_deref()), ("keyid", Some(v.keyid.as_str())), ("label", Some(v.label.as_str()))]
+            {
+                if let (Some(value), Ok(key)) = (value, KeyRef::from_str(name)) {
+                    if let Ok(s) = StringRef::from_str(value) {
+                        ser = ser.parameter(key, s);
+                    }
+                }
+            }
+            Some(ser.finish())
+        }
+        Verdict::Rejected(Rejected { reason, .. }) => {
+            let mut ser = sfv::ItemSerializer::new().bare_item(REJECTED);
+            if let (Ok(key), Ok(code)) = (KeyRef::from_str("reason"), TokenRef::from_str(reason.code())) {
+                ser = ser.parameter(key, code);
+            }
+            Some(ser.finish())
+        }
+    }
+}
+
+/// One structured log event for a signed request (ARCHITECTURE §4): verdict, reason,
+/// agent, keyid, label and verify time; `extra` adds host fields (e.g. `pop`).
+pub fn log_event(verdict: &Verdict, verify_us: u64, extra: &[(&str, &str)]) -> String {
+    let (agent, keyid, label) = match verdict {
+        Verdict::Verified(v) => (v.agent.as_deref(), Some(v.keyid.as_str()), Some(v.label.as_str())),
+        Verdict::Rejected(r) => (r.agent.as_deref(), r.keyid.as_deref(), r.label.as_deref()),
+        Verdict::Unsigned => (None, None, None),
+    };
+    let mut event = serde_json::Map::new();
+    event.insert("verdict".into(), verdict_kind(verdict).into());
+    event.insert("reason".into(), verdict.reason().map(Reason::code).into());
+    event.insert("agent".into(), agent.into());
+    event.insert("keyid".into(), keyid.into());
+    event.insert("label".into(), label.into());
+    event.insert("verify_us".into(), verify_us.into());
+    for (k, v) in extra {
+        event.insert(String::from(*k), (*v).into());
+    }
+    serde_json::Value::Object(event).to_string()
+}
+
+/// `unsigned`, `verified` or `rejected`.
+pub fn verdict_kind(verdict: &Verdict) -> &'static str {
+    match verdict {
+        Verdict::Unsigned => "unsigned",
+        Verdict::Verified(_) => "verified",
+        Verdict::Rejected(_) => "rejected",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdict::Verified;
+
+    #[test]
+    fn problem_has_no_request_data() {
+        let p: serde_json::Value = serde_json::from_str(&problem_json(Reason::SignatureInvalid)).unwrap();
+        assert_eq!(p["type"], "urn:botauth:problem:signature_invalid");
+        assert_eq!(p["status"], 403);
+    }
+
+    #[test]
+    fn verdict_header_is_a_structured_item() {
+        let v = Verdict::Verified(Verified {
+            agent: Some("https://chatgpt.com".into()),
+            keyid: "abc".into(),
+            label: "sig1".into(),
+            created: None,
+            expires: None,
+            nonce: None,
+        });
+        assert_eq!(verdict_header(&v).unwrap(), r#"verified;agent="https://chatgpt.com";keyid="abc";label="sig1""#);
+        assert_eq!(verdict_header(&Verdict::from(Reason::Expired)).unwrap(), "rejected;reason=expired");
+        assert_eq!(verdict_header(&Verdict::Unsigned), None);
+        let e: serde_json::Value = serde_json::from_str(&log_event(&v, 42, &[("pop", "AMS")])).unwrap();
+        assert_eq!(e["verdict"], "verified");
+        assert_eq!(e["pop"], "AMS");
+        assert_eq!(e["verify_us"], 42);
+    }
+}
