@@ -202,13 +202,15 @@ fn check_window(input: &SignatureInput, policy: &Policy, now: u64) -> Result<(),
             return Err(Reason::ValidityTooLong);
         }
     }
+    // §3.2.1: a `created` in the future (beyond the skew) is rejected.
     if let Some(created) = p.created {
         if created > now.saturating_add(policy.clock_skew) {
             return Err(Reason::NotYetValid);
         }
     }
+    // §3.2.1: reject "if the current time is after the expires value" (plus skew).
     if let Some(expires) = p.expires {
-        if expires.saturating_add(policy.clock_skew) <= now {
+        if now > expires.saturating_add(policy.clock_skew) {
             return Err(Reason::Expired);
         }
     }
