@@ -56,3 +56,28 @@ fn unsigned_passes() {
     let req = HttpRequest::new("GET", "https", "example.com", "/").with_header("accept", "*/*");
     assert_eq!(verify(&req, &Keyring::new(), &Policy::default(), 0), Verdict::Unsigned);
 }
+
+#[test]
+fn published_directory_response() {
+    let v = vectors().into_iter().find(|v| v["name"] == "directory-response-binding").unwrap();
+    let h = &v["headers"];
+    let request = HttpRequest::new("GET", "https", "signature-agent.test", botauth_core::directory::WELL_KNOWN_PATH);
+    let response = HttpRequest::new("", "https", "signature-agent.test", "/")
+        .with_header("Content-Digest", h["Content-Digest"].as_str().unwrap())
+        .with_header("Signature-Input", h["Signature-Input"].as_str().unwrap())
+        .with_header("Signature", h["Signature"].as_str().unwrap());
+    let body = h["body"].as_str().unwrap().as_bytes();
+    let dir = botauth_core::directory::verify_directory_response(&request, &response, 200, body, 1735690000).unwrap();
+    assert_eq!(dir.keys.len(), 1);
+    assert_eq!(dir.signature.keyid, "poqkLGiymh_W0uP6PZFw-dvez3QJT5SolqXBCW38r0U");
+    let mut tampered = body.to_vec();
+    tampered[10] ^= 1;
+    assert!(
+        botauth_core::directory::verify_directory_response(&request, &response, 200, &tampered, 1735690000).is_err()
+    );
+    let other_host = HttpRequest::new("GET", "https", "evil.test", botauth_core::directory::WELL_KNOWN_PATH);
+    assert_eq!(
+        botauth_core::directory::verify_directory_response(&other_host, &response, 200, body, 1735690000).err(),
+        Some(botauth_core::directory::DirectoryError::Rejected(Reason::SignatureInvalid))
+    );
+}
