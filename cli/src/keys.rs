@@ -163,7 +163,7 @@ pub fn load_keyring(args: &[String]) -> Result<(Keyring, Vec<Trusted>)> {
     for arg in args {
         let (agent, file) = split_trust_arg(arg);
         let bytes = read_input(&file).with_context(|| format!("cannot read JWKS {file}"))?;
-        let bytes = as_jwks(&bytes);
+        let bytes = as_jwks(&bytes).with_context(|| format!("bad JWKS {file}"))?;
         let (keys, skipped) = parse_jwks(&bytes).map_err(|e| anyhow::anyhow!("bad JWKS {file}: {e}"))?;
         for s in &skipped {
             let kid = s.kid.as_deref().map(|k| format!(" (kid {k})")).unwrap_or_default();
@@ -180,14 +180,16 @@ pub fn load_keyring(args: &[String]) -> Result<(Keyring, Vec<Trusted>)> {
     Ok((ring, trusted))
 }
 
-/// Wrap a lone JWK object as `{"keys":[…]}`; anything else is passed through for core to judge.
-fn as_jwks(bytes: &[u8]) -> Vec<u8> {
-    match serde_json::from_slice::<serde_json::Value>(bytes) {
-        Ok(v @ serde_json::Value::Object(_)) if v.get("keys").is_none() && v.get("kty").is_some() => {
+/// Wrap a lone JWK object as `{"keys":[…]}`; other JSON is passed through for core to
+/// judge. JSON syntax errors are reported with their line and column.
+fn as_jwks(bytes: &[u8]) -> Result<Vec<u8>> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).context("not JSON")?;
+    Ok(match value {
+        v @ serde_json::Value::Object(_) if v.get("keys").is_none() && v.get("kty").is_some() => {
             serde_json::json!({ "keys": [v] }).to_string().into_bytes()
         }
         _ => bytes.to_vec(),
-    }
+    })
 }
 
 #[cfg(test)]
