@@ -24,9 +24,10 @@ fn unfold(value: &[u8]) -> String {
     out
 }
 
-/// `curl` sending `raw` to `url_base` + `target`, with every field line as `-H` (the
-/// `Host` line keeps the signed authority when `url_base` points elsewhere).
-pub fn command(raw: &RawRequest, target: &str, url_base: &str) -> Result<String> {
+/// `curl` sending `raw` to `url_base` + `target`, with every field line as `-H`. A `Host`
+/// line (added from `authority` when the file has none) keeps the signed authority when
+/// `url_base` points elsewhere.
+pub fn command(raw: &RawRequest, target: &str, authority: &str, url_base: &str) -> Result<String> {
     let url = format!("{}{}", url_base.trim_end_matches('/'), target);
     // --path-as-is and --globoff: send the target byte for byte, as it was signed.
     let mut args = vec!["curl".to_owned(), "--globoff".to_owned(), "--path-as-is".to_owned()];
@@ -37,6 +38,9 @@ pub fn command(raw: &RawRequest, target: &str, url_base: &str) -> Result<String>
     }
     args.push(quote(&url));
     let mut lines = vec![args.join(" ")];
+    if !raw.has("host") {
+        lines.push(format!("-H {}", quote(&format!("Host: {authority}"))));
+    }
     for (name, value) in &raw.headers {
         let value = unfold(value);
         // curl drops `Name:` with an empty value; `Name;` sends it empty.
@@ -64,14 +68,17 @@ mod tests {
     fn curl_command_quotes_and_keeps_host() {
         let raw =
             parse_request(b"POST /a?b=[1] HTTP/1.1\nHost: example.com\nX-Q: it's\nX-E:\nX-F: a\n  b\n\nbody").unwrap();
-        let cmd = command(&raw, "/a?b=[1]", "http://127.0.0.1:7676/").unwrap();
+        let cmd = command(&raw, "/a?b=[1]", "ignored.example", "http://127.0.0.1:7676/").unwrap();
         assert_eq!(
             cmd,
             "curl --globoff --path-as-is -X 'POST' 'http://127.0.0.1:7676/a?b=[1]' \\\n  \
              -H 'Host: example.com' \\\n  -H 'X-Q: it'\\''s' \\\n  -H 'X-E;' \\\n  -H 'X-F: a b' \\\n  \
              --data-binary 'body'\n"
         );
-        let raw = parse_request(b"HEAD / HTTP/1.1\nHost: h\n").unwrap();
-        assert!(command(&raw, "/", "http://x").unwrap().starts_with("curl --globoff --path-as-is --head 'http://x/'"));
+        let raw = parse_request(b"HEAD https://h.example/ HTTP/1.1\n").unwrap();
+        assert_eq!(
+            command(&raw, "/", "h.example", "http://x").unwrap(),
+            "curl --globoff --path-as-is --head 'http://x/' \\\n  -H 'Host: h.example'\n"
+        );
     }
 }

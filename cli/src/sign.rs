@@ -138,7 +138,7 @@ pub fn run(args: &Args) -> Result<Outcome> {
     raw.headers.push(("Signature-Input".to_owned(), signed.signature_input.into_bytes()));
     raw.headers.push(("Signature".to_owned(), signed.signature.into_bytes()));
     if args.curl {
-        let cmd = crate::curl::command(&raw, &request.target, &args.url_base)?;
+        let cmd = crate::curl::command(&raw, &request.target, &request.authority, &args.url_base)?;
         emit(cmd.as_bytes())?;
     } else {
         emit(&raw.to_bytes())?;

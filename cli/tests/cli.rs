@@ -407,6 +407,32 @@ fn request_from_stdin_absolute_form_and_flags() {
     assert!(r.stdout.starts_with("GET / HTTP/1.1\nHost: b.example\n"), "{}", r.stdout);
 }
 
+#[test]
+fn existing_signature_agent_is_kept_and_covered_and_old_signatures_replaced() {
+    let s = Scratch::new();
+    let (key, public, _) = keygen(&s, "k");
+    let legacy = "GET / HTTP/1.1\nHost: example.com\nSignature-Agent: \"https://agent.test\"\n\n";
+    let signed = sign(&s, &key, legacy, &[]);
+    let text = std::fs::read_to_string(&signed).unwrap();
+    assert!(text.contains("sig1=(\"@authority\" \"signature-agent\");"), "{text}");
+    let trust = format!("{AGENT}={public}");
+    let (code, v) = verify_json(&signed, &trust, &[]);
+    assert_eq!((code, v["agent"].as_str()), (0, Some(AGENT)), "{v}");
+
+    // Signing a signed request again replaces Signature-Input and Signature.
+    let again = sign(&s, &key, &text, &["--label", "sig1"]);
+    let again = std::fs::read_to_string(again).unwrap();
+    assert_eq!(again.matches("Signature-Input:").count(), 1, "{again}");
+    assert_eq!(again.matches("Signature:").count(), 1, "{again}");
+    assert_eq!(again.matches("Signature-Agent:").count(), 1, "{again}");
+
+    // A dictionary without a member for the label cannot be covered by default.
+    let dict = "GET / HTTP/1.1\nHost: example.com\nSignature-Agent: other=\"https://agent.test\"\n\n";
+    let req = s.write("dict.http", dict);
+    let r = expect(2, &["sign", "--key", &key, "--request", &req]);
+    assert!(r.stderr.contains("no member \"sig1\""), "{}", r.stderr);
+}
+
 // ---- explain ------------------------------------------------------------------------
 
 #[test]
