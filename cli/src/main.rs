@@ -4,6 +4,10 @@
 //!
 //! Exit codes: 0 ok / verified, 1 rejected or unsigned, 2 bad usage or input.
 #![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, clippy::todo)
+)]
 
 mod covered;
 mod curl;

@@ -112,7 +112,7 @@ impl<'a> Iterator for Lines<'a> {
             return None;
         }
         let (line, consumed) = match rest.iter().position(|&b| b == b'\n') {
-            Some(i) => (&rest[..i], i + 1),
+            Some(i) => (rest.get(..i).unwrap_or_default(), i + 1),
             None => (rest, rest.len()),
         };
         self.pos += consumed;
