@@ -1,0 +1,34 @@
+//! Logging: one JSON line per signed request to the `botauth` endpoint, and configuration
+//! problems to stderr (Fastly's log tailing shows both).
+
+use std::io::Write as _;
+
+use botauth_core::Verdict;
+use fastly::log::Endpoint;
+
+use crate::config::LOG_ENDPOINT;
+
+/// Record one signed request: verdict, reason, agent, keyid, label, verify µs, POP, and
+/// where in the shield topology it was checked.
+pub fn verdict(verdict: &Verdict, verify_us: u64, role: &str) {
+    let pop = std::env::var("FASTLY_POP").unwrap_or_default();
+    let line = botauth_core::outcome::log_event(verdict, verify_us, &[("pop", &pop), ("role", role)]);
+    match Endpoint::try_from_name(LOG_ENDPOINT) {
+        Ok(mut endpoint) => {
+            if writeln!(endpoint, "{line}").is_err() {
+                eprintln!("botauth: cannot write to log endpoint `{LOG_ENDPOINT}`: {line}");
+            }
+        }
+        Err(_) => eprintln!("botauth: log endpoint `{LOG_ENDPOINT}` is not configured: {line}"),
+    }
+}
+
+/// A configuration problem: one clear line on stderr.
+pub fn config_problem(message: &str) {
+    eprintln!("botauth: configuration error: {message}");
+}
+
+/// A warning that is not an error.
+pub fn warning(message: &str) {
+    eprintln!("botauth: warning: {message}");
+}

@@ -1,0 +1,89 @@
+//! Responses the service makes itself: RFC 9457 problem documents, never cached, never
+//! echoing request data.
+
+use botauth_core::outcome::{problem_json, PROBLEM_JSON, PROBLEM_TYPE_PREFIX, RETRY_AFTER_SECS};
+use botauth_core::Reason;
+use fastly::http::{header, StatusCode};
+use fastly::Response;
+
+/// The problem `type` of [`unavailable`].
+pub const CONFIG_ERROR_CODE: &str = "configuration_error";
+
+/// The enforce-mode answer to a rejection: 400/403/429 with a stable `type` per reason.
+pub fn rejected(reason: Reason) -> Response {
+    let status = StatusCode::from_u16(reason.status().code()).unwrap_or(StatusCode::FORBIDDEN);
+    let mut resp = problem(status, problem_json(reason));
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        resp.set_header(header::RETRY_AFTER, RETRY_AFTER_SECS.to_string());
+    }
+    resp
+}
+
+/// Signed requests while the keys or settings are unusable: fail closed with 503.
+pub fn unavailable() -> Response {
+    let body = serde_json::json!({
+        "type": format!("{PROBLEM_TYPE_PREFIX}{CONFIG_ERROR_CODE}"),
+        "title": "signature verification is not configured correctly",
+        "status": 503,
+        "code": CONFIG_ERROR_CODE,
+    });
+    problem(StatusCode::SERVICE_UNAVAILABLE, body.to_string())
+}
+
+/// The origin could not be reached.
+pub fn bad_gateway() -> Response {
+    let body = serde_json::json!({
+        "type": format!("{PROBLEM_TYPE_PREFIX}origin_unreachable"),
+        "title": "the origin could not be reached",
+        "status": 502,
+        "code": "origin_unreachable",
+    });
+    problem(StatusCode::BAD_GATEWAY, body.to_string())
+}
+
+fn problem(status: StatusCode, body: String) -> Response {
+    Response::from_status(status)
+        .with_header(header::CONTENT_TYPE, PROBLEM_JSON)
+        .with_header(header::CACHE_CONTROL, "no-store")
+        .with_body(body)
+}
+
+/// `Server-Timing` for debug mode: the verification time and outcome.
+pub fn server_timing(verify_us: Option<u64>, outcome: &str) -> String {
+    match verify_us {
+        // Server-Timing `dur` is in milliseconds (W3C Server Timing §3).
+        Some(us) => format!("botauth;dur={}.{:03};desc=\"{outcome}\"", us / 1000, us % 1000),
+        None => format!("botauth;desc=\"{outcome}\""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejection_statuses_types_and_retry_after() {
+        let r = rejected(Reason::SignatureInvalid);
+        assert_eq!(r.get_status(), StatusCode::FORBIDDEN);
+        assert_eq!(r.get_header_str(header::CONTENT_TYPE), Some(PROBLEM_JSON));
+        assert_eq!(r.get_header_str(header::CACHE_CONTROL), Some("no-store"));
+        assert_eq!(r.get_header(header::RETRY_AFTER), None);
+        let body: serde_json::Value = serde_json::from_str(&r.into_body_str()).unwrap();
+        assert_eq!(body["type"], "urn:botauth:problem:signature_invalid");
+        assert_eq!(body["status"], 403);
+
+        let r = rejected(Reason::Replay);
+        assert_eq!(r.get_status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.get_header_str(header::RETRY_AFTER), Some("60"));
+
+        assert_eq!(rejected(Reason::SignatureBadBase64).get_status(), StatusCode::BAD_REQUEST);
+        assert_eq!(unavailable().get_status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn server_timing_is_in_milliseconds() {
+        assert_eq!(server_timing(Some(1234), "verified"), "botauth;dur=1.234;desc=\"verified\"");
+        assert_eq!(server_timing(Some(7), "rejected"), "botauth;dur=0.007;desc=\"rejected\"");
+        assert_eq!(server_timing(None, "unsigned"), "botauth;desc=\"unsigned\"");
+    }
+}
