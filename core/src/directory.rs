@@ -10,6 +10,7 @@ use crate::keys::{parse_jwks, Keyring, PublicKey, SkippedKey};
 use crate::policy::{Policy, DIRECTORY_TAG};
 use crate::reason::Reason;
 use crate::request::Request;
+use crate::signature_input::parse_members;
 use crate::verdict::{Verdict, Verified};
 use crate::verify::verify_message;
 
@@ -70,17 +71,40 @@ pub fn verify_directory_response(
     };
     let with_body = WithBody { inner: response, body };
     let msg = Message { message: &with_body, status: Some(status), related: Some(request) };
-    match verify_message(&msg, &ring, &policy, now, &mut None) {
-        Verdict::Verified(mut signature) => {
-            signature.agent = None;
-            Ok(VerifiedDirectory { keys, skipped, signature })
+    // A directory may carry one signature per key: every signature with the directory tag
+    // must verify (none may be ignored), and at least one must be present.
+    let labels = directory_labels(response);
+    let runs: Vec<Policy> = if labels.is_empty() {
+        alloc::vec![policy]
+    } else {
+        labels.into_iter().map(|label| Policy { tag: None, label: Some(label), ..policy.clone() }).collect()
+    };
+    let mut first = None;
+    for run in &runs {
+        match verify_message(&msg, &ring, run, now, &mut None) {
+            Verdict::Verified(mut signature) => {
+                signature.agent = None;
+                first.get_or_insert(signature);
+            }
+            Verdict::Unsigned => return Err(DirectoryError::Unsigned),
+            Verdict::Rejected(r) if r.reason == Reason::RequiredComponentNotCovered => {
+                return Err(DirectoryError::ContentDigestNotCovered)
+            }
+            Verdict::Rejected(r) => return Err(DirectoryError::Rejected(r.reason)),
         }
-        Verdict::Unsigned => Err(DirectoryError::Unsigned),
-        Verdict::Rejected(r) if r.reason == Reason::RequiredComponentNotCovered => {
-            Err(DirectoryError::ContentDigestNotCovered)
-        }
-        Verdict::Rejected(r) => Err(DirectoryError::Rejected(r.reason)),
     }
+    let signature = first.ok_or(DirectoryError::Unsigned)?;
+    Ok(VerifiedDirectory { keys, skipped, signature })
+}
+
+/// Labels of the `Signature-Input` members tagged as directory signatures.
+fn directory_labels(response: &dyn Request) -> Vec<alloc::string::String> {
+    let mut lines = Vec::new();
+    response.field_lines("signature-input", &mut lines);
+    let joined = lines.join(&b", "[..]);
+    parse_members(&joined)
+        .map(|members| members.into_iter().filter(|m| m.tag() == Ok(Some(DIRECTORY_TAG))).map(|m| m.label).collect())
+        .unwrap_or_default()
 }
 
 /// A response's fields together with its body, so `content-digest` is always checked.
