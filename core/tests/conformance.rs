@@ -1,0 +1,191 @@
+//! The conformance suite: every case of `fixtures/cases/*.json` through core, in the sfv
+//! style: serde mirror of the format (`common/fixture.rs`), all cases run, every failure
+//! listed by name, a documented skip list.
+//!
+//! Runs natively and in wasm32-unknown-unknown (wasm-bindgen-test under node), with each
+//! Ed25519 backend:
+//!
+//! ```text
+//! cargo test -p botauth-core --test conformance
+//! cargo test -p botauth-core --test conformance --no-default-features --features ed25519-dalek
+//! CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+//!   cargo test -p botauth-core --target wasm32-unknown-unknown --test conformance
+//! ```
+
+#[path = "common/fixture.rs"]
+mod fixture;
+
+use std::collections::BTreeSet;
+
+use botauth_core::directory::{verify_directory_response, DirectoryError};
+use botauth_core::{check_replay, verify_with_trace, HttpRequest, MemoryNonceStore, Reason};
+use fixture::{all_cases, Case, ExpectedVerdict, SKIP};
+
+/// Run one case through core the way a host would: verify, then the replay check.
+fn run(case: &Case) -> Result<(), String> {
+    let keys = case.keyring()?;
+    let policy = case.policy();
+    let req = case.request();
+    let mut store = MemoryNonceStore::new(64);
+    let (first, trace) = verify_with_trace(&req, &keys, &policy, case.now);
+    case.check_signature_base(trace.signature_base.as_deref())?;
+    let first = check_replay(first, &mut store, &policy, case.now);
+    let verdict = if case.send_twice {
+        if !first.is_verified() {
+            return Err(format!("send_twice: the first send must verify, got {}", first.code()));
+        }
+        let (second, _) = verify_with_trace(&req, &keys, &policy, case.now);
+        check_replay(second, &mut store, &policy, case.now)
+    } else {
+        first
+    };
+    case.check(&verdict).map_err(|e| {
+        let checks: Vec<String> = trace
+            .checks
+            .iter()
+            .map(|(name, r)| match r {
+                Ok(()) => format!("{name}:ok"),
+                Err(reason) => format!("{name}:{}", reason.code()),
+            })
+            .collect();
+        format!("{e} [checks: {}]", checks.join(" "))
+    })
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn all_cases_pass() {
+    let cases = all_cases();
+    assert!(cases.len() >= 120, "only {} cases", cases.len());
+    let mut failures = Vec::new();
+    let mut stale = Vec::new();
+    for case in &cases {
+        let outcome = run(case);
+        match (SKIP.iter().find(|(n, _)| *n == case.name), outcome) {
+            (None, Ok(())) | (Some(_), Err(_)) => {}
+            (None, Err(e)) => failures.push(format!("{} ({}): {e}", case.name, case.file)),
+            (Some((_, why)), Ok(())) => stale.push(format!("{} passes now; remove it from SKIP ({why})", case.name)),
+        }
+    }
+    for (name, _) in SKIP {
+        if !cases.iter().any(|c| c.name == *name) {
+            stale.push(format!("{name} is in SKIP but is not a case"));
+        }
+    }
+    let mut report = failures;
+    report.extend(stale);
+    assert!(report.is_empty(), "{} of {} cases failed:\n{}", report.len(), cases.len(), report.join("\n\n"));
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn names_are_unique_and_cases_consistent() {
+    let mut seen = BTreeSet::new();
+    let mut problems = Vec::new();
+    for case in all_cases() {
+        if !seen.insert(case.name.clone()) {
+            problems.push(format!("duplicate name {}", case.name));
+        }
+        if let Err(e) = case.validate() {
+            problems.push(format!("{}: {e}", case.name));
+        }
+        if let Some(reason) = &case.expect.reason {
+            match Reason::ALL.iter().find(|r| r.code() == reason) {
+                Some(r) if Some(r.status().code()) == case.expect.status => {}
+                Some(r) => problems.push(format!(
+                    "{}: {reason} is {} not {:?}",
+                    case.name,
+                    r.status().code(),
+                    case.expect.status
+                )),
+                None => problems.push(format!("{}: unknown reason code {reason}", case.name)),
+            }
+        }
+        // Sendable over HTTP/1.1: CR/LF only in cases marked core-only.
+        let crlf = case.request.headers.iter().any(|(n, v)| n.contains(['\r', '\n']) || v.contains(['\r', '\n']));
+        if crlf && case.runs_on("fastly") {
+            problems.push(format!("{}: CR/LF in a header but not marked hosts [\"core\"]", case.name));
+        }
+        if case.request.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+            problems.push(format!("{}: Host comes from `authority`, not `headers`", case.name));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn every_reason_is_covered() {
+    let cases = all_cases();
+    let missing: Vec<&str> = Reason::ALL
+        .iter()
+        .map(|r| r.code())
+        .filter(|code| !cases.iter().any(|c| c.expect.reason.as_deref() == Some(*code)))
+        .collect();
+    assert!(missing.is_empty(), "reasons without a case: {missing:?}");
+    for kind in [ExpectedVerdict::Verified, ExpectedVerdict::Unsigned] {
+        assert!(cases.iter().any(|c| c.expect.verdict == kind), "no {kind:?} case");
+    }
+}
+
+/// Every file in `fixtures/cases/` is embedded (and every embedded file exists).
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn every_case_file_is_included() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/cases");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    on_disk.sort();
+    let mut included: Vec<String> = fixture::FILES.iter().map(|(n, _)| String::from(*n)).collect();
+    included.sort();
+    assert_eq!(on_disk, included, "fixtures/cases/*.json and fixture::FILES differ");
+}
+
+/// The published signed directory response (draft-meunier-webbotauth-httpsig-protocol,
+/// "Signed Directory Response"): verifies for its directory host, and fails once its body
+/// is altered.
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn directory_response_vector() {
+    let vectors: serde_json::Value =
+        serde_json::from_str(include_str!("../../fixtures/vectors/spec-ed25519-vectors.json")).expect("vectors parse");
+    let v = vectors
+        .as_array()
+        .and_then(|a| a.iter().find(|v| v["name"] == "directory-response-binding"))
+        .expect("the directory vector is present");
+    let h = &v["headers"];
+    let text = |k: &str| h[k].as_str().unwrap_or_else(|| panic!("vector lacks {k}"));
+    let authority = v["authority"].as_str().expect("authority");
+    let request = HttpRequest::new("GET", "https", authority, botauth_core::directory::WELL_KNOWN_PATH);
+    let response = HttpRequest::new("GET", "https", authority, "/")
+        .with_header("Content-Type", botauth_core::directory::MEDIA_TYPE)
+        .with_header("Content-Digest", text("Content-Digest"))
+        .with_header("Signature-Input", text("Signature-Input"))
+        .with_header("Signature", text("Signature"));
+    let body = text("body").as_bytes();
+    let now = 1735690000;
+
+    let dir = verify_directory_response(&request, &response, 200, body, now).expect("directory verifies");
+    assert_eq!(dir.keys.len(), 1);
+    assert_eq!(dir.keys[0].thumbprint, v["keyid_thumbprint"].as_str().expect("thumbprint"));
+    assert_eq!(dir.signature.label, "binding");
+    assert_eq!(dir.signature.keyid, "poqkLGiymh_W0uP6PZFw-dvez3QJT5SolqXBCW38r0U");
+
+    // Same keys, different bytes: the Content-Digest no longer matches.
+    let tampered = text("body").replacen("{\"keys\":", "{ \"keys\":", 1);
+    assert_ne!(tampered, text("body"));
+    assert_eq!(
+        verify_directory_response(&request, &response, 200, tampered.as_bytes(), now).err(),
+        Some(DirectoryError::Rejected(Reason::ContentDigestMismatch))
+    );
+    // `@authority;req` binds the directory to its host.
+    let elsewhere = HttpRequest::new("GET", "https", "evil.test", botauth_core::directory::WELL_KNOWN_PATH);
+    assert_eq!(
+        verify_directory_response(&elsewhere, &response, 200, body, now).err(),
+        Some(DirectoryError::Rejected(Reason::SignatureInvalid))
+    );
+}
