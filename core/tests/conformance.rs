@@ -101,16 +101,41 @@ fn names_are_unique_and_cases_consistent() {
                 None => problems.push(format!("{}: unknown reason code {reason}", case.name)),
             }
         }
-        // Sendable over HTTP/1.1: CR/LF only in cases marked core-only.
-        let crlf = case.request.headers.iter().any(|(n, v)| n.contains(['\r', '\n']) || v.contains(['\r', '\n']));
-        if crlf && case.runs_on("fastly") {
-            problems.push(format!("{}: CR/LF in a header but not marked hosts [\"core\"]", case.name));
+        // Sendable over HTTP/1.1 (fixtures/README.md, "Hosts") unless marked core-only.
+        if case.runs_on("fastly") || case.runs_on("envoy") {
+            if let Err(e) = sendable(&case) {
+                problems.push(format!("{}: {e} but not marked hosts [\"core\"]", case.name));
+            }
         }
         if case.request.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
             problems.push(format!("{}: Host comes from `authority`, not `headers`", case.name));
         }
+        let body_len = case.request.body.as_ref().map_or(0, String::len);
+        for (_, v) in case.request.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("content-length")) {
+            if v.parse::<usize>().ok() != Some(body_len) {
+                problems.push(format!("{}: Content-Length {v} but the body has {body_len} bytes", case.name));
+            }
+        }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// What a real HTTP/1.1 hop carries unchanged: token names, values without control
+/// characters except HTAB (bytes >= 0x80 are obs-text), an origin-form target.
+fn sendable(case: &Case) -> Result<(), String> {
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    for (name, value) in &case.request.headers {
+        if name.is_empty() || !name.bytes().all(tchar) {
+            return Err(format!("header name {name:?} is not a token"));
+        }
+        if value.bytes().any(|b| b != b'\t' && (b < 0x20 || b == 0x7f)) {
+            return Err(format!("a control character in {name}"));
+        }
+    }
+    if !case.request.target.starts_with('/') || case.request.target.bytes().any(|b| !b.is_ascii_graphic()) {
+        return Err("the target is not origin-form".into());
+    }
+    Ok(())
 }
 
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
