@@ -180,13 +180,27 @@ fn check_labels(input: &[u8], signature: &[u8], max: usize) -> Result<(), Reason
     if input_labels().count() != sig_labels().count() || !input_labels().all(|a| sig_labels().any(|b| a == b)) {
         return Err(Reason::LabelMismatch);
     }
-    // With one signature its algorithm must be Ed25519: check the byte sequence shape.
-    if let (Some(Some((_, value))), None) = (sigs().next(), sigs().nth(1)) {
+    // Every byte sequence must be base64 (RFC 8941 §3.3.5); with one signature that
+    // claims no other algorithm, it must also decode to an Ed25519 signature's 64 bytes.
+    let single = sigs().nth(1).is_none();
+    let ed25519 = single && !has_other_alg(input);
+    for (_, value) in sigs().flatten() {
         if let Some(b64) = value.strip_prefix(b"=:").and_then(|v| v.strip_suffix(b":")) {
-            check_base64(trim_end(b64))?;
+            check_base64(trim_end(b64), ed25519)?;
         }
     }
     Ok(())
+}
+
+/// Whether an `alg` parameter names something other than `ed25519` (RFC 9421 §3.3.6);
+/// then the signature length is left to the algorithm check after parsing.
+fn has_other_alg(field: &[u8]) -> bool {
+    const NEEDLE: &[u8] = b"alg=";
+    field.windows(NEEDLE.len()).enumerate().any(|(at, w)| {
+        w == NEEDLE
+            && field.get(..at).is_some_and(|before| before.iter().rev().find(|b| **b != b' ') == Some(&b';'))
+            && !field.get(at + NEEDLE.len()..).is_some_and(|rest| rest.starts_with(b"\"ed25519\""))
+    })
 }
 
 fn trim_end(s: &[u8]) -> &[u8] {
@@ -194,19 +208,18 @@ fn trim_end(s: &[u8]) -> &[u8] {
     s.get(..s.len().saturating_sub(n)).unwrap_or(&[])
 }
 
-/// Base64 alphabet (RFC 4648 §4) and decoded length of an Ed25519 signature.
-fn check_base64(b64: &[u8]) -> Result<(), Reason> {
+/// Base64 alphabet (RFC 4648 §4) and, for Ed25519, the decoded length (RFC 8032 §5.1.6).
+/// Padding may be absent: RFC 8941 §3.3.5 says parsers SHOULD NOT fail without it.
+fn check_base64(b64: &[u8], ed25519: bool) -> Result<(), Reason> {
     let pad = b64.iter().rev().take_while(|b| **b == b'=').count();
     let body = b64.get(..b64.len().saturating_sub(pad)).unwrap_or(&[]);
     if pad > 2 || !body.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/') {
         return Err(Reason::SignatureBadBase64);
     }
-    if !b64.len().is_multiple_of(4) {
-        // RFC 8941 §3.3.5 allows parsers to accept missing padding; we do not.
+    if (pad > 0 && !b64.len().is_multiple_of(4)) || body.len() % 4 == 1 {
         return Err(Reason::SignatureBadBase64);
     }
-    // 64 bytes encode to 88 characters with two `=`.
-    if b64.len() != 88 || pad != 2 {
+    if ed25519 && body.len() * 3 / 4 != crate::crypto::SIGNATURE_LEN {
         return Err(Reason::SignatureWrongLength);
     }
     Ok(())
@@ -233,6 +246,9 @@ mod tests {
         assert!(precheck(&req(r#"sig1=("@authority"); keyid="k""#, SIG), &l).unwrap().is_some());
         let unsigned = HttpRequest::new("GET", "https", "example.com", "/");
         assert!(precheck(&unsigned, &l).unwrap().is_none());
+        let two = r#"sig1=("@authority");keyid="k", sig2=("@authority");keyid="k""#;
+        let unpadded = "sig1=:QKN4fTdIYfh82fvoZCQiQA1weuozfCS/Led2zTMbewMMqH8PI2Wsy/5c4ao6B6D09nraNQdBNOADg8aM1MqfCg:";
+        let short = alloc::format!("{}:", &unpadded[..unpadded.len() - 3]); // 84 characters: 63 bytes
         let cases: &[(&str, &str, Reason)] = &[
             (r#"sig2=("@authority");keyid="k""#, SIG, Reason::LabelMismatch),
             (r#"sig1=("@authority");keyid="k", sig1=()"#, SIG, Reason::DuplicateLabel),
@@ -244,13 +260,18 @@ mod tests {
                 Reason::SignatureBadBase64,
             ),
             (ok, "sig1=:QKN4fTdI:", Reason::SignatureWrongLength),
-            (ok, "sig1=:QKN4fTd:", Reason::SignatureBadBase64),
-            (
-                ok,
-                "sig1=:QKN4fTdIYfh82fvoZCQiQA1weuozfCS/Led2zTMbewMMqH8PI2Wsy/5c4ao6B6D09nraNQdBNOADg8aM1MqfCg:",
-                Reason::SignatureBadBase64,
-            ),
+            (ok, "sig1=:QKN4fTd:", Reason::SignatureWrongLength),
+            (ok, "sig1=:QKN4f:", Reason::SignatureBadBase64),
+            (ok, "sig1=:QKN4fT=:", Reason::SignatureBadBase64),
+            (ok, &short, Reason::SignatureWrongLength),
+            (ok, "sig1=:QKN4fTdI!:, sig2=:AAAA:", Reason::LabelMismatch),
+            (two, "sig1=:QKN4fTdI!:, sig2=:AAAA:", Reason::SignatureBadBase64),
+            (r#"sig1=("@authority");keyid="k";alg="ed25519""#, "sig1=:AAAA:", Reason::SignatureWrongLength),
         ];
+        // Unpadded base64 is accepted (RFC 8941 §3.3.5); another alg defers the length check.
+        assert!(precheck(&req(ok, unpadded), &l).unwrap().is_some());
+        assert!(precheck(&req(r#"sig1=("@authority");keyid="k";alg="rsa-pss-sha512""#, "sig1=:AAAA:"), &l).is_ok());
+        assert!(precheck(&req(two, "sig1=:AAAA:, sig2=:AAAA:"), &l).is_ok(), "length is checked after selection");
         for (input, sig, want) in cases {
             assert_eq!(precheck(&req(input, sig), &l).err(), Some(*want), "{input} / {sig}");
         }

@@ -92,12 +92,6 @@ fn check(
     let (members, signatures) = record(trace, "parse", parse_fields(fields, policy))?;
     let member = record(trace, "select", select(&members, policy))?;
     known.label = Some(member.label.clone());
-    let signature = signatures
-        .iter()
-        .find(|(label, _)| *label == member.label)
-        .map(|(_, bytes)| bytes.as_slice())
-        .ok_or(Reason::LabelMismatch);
-    let signature = record(trace, "signature", signature.and_then(ed25519_signature))?;
     let input = record(trace, "components", member.interpret(policy.limits.max_components))?;
     if let Some(t) = trace.as_deref_mut() {
         t.label = Some(input.label.clone());
@@ -108,10 +102,16 @@ fn check(
     // Step 4: policy checks that need no key.
     let keyid = record(trace, "keyid", input.params.keyid.as_deref().ok_or(Reason::KeyidMissing))?;
     record(trace, "alg", check_alg(&input))?;
+    let signature = signatures
+        .iter()
+        .find(|(label, _)| *label == input.label)
+        .map(|(_, bytes)| bytes.as_slice())
+        .ok_or(Reason::LabelMismatch);
+    let signature = record(trace, "signature", signature.and_then(ed25519_signature))?;
     record(trace, "validity", check_window(&input, policy, now))?;
     record(trace, "nonce", check_nonce(&input, policy))?;
     record(trace, "coverage", check_coverage(&input, policy, msg.status.is_some()))?;
-    let agent = record(trace, "signature_agent", agent(&input, fields, policy))?;
+    let (agent, agent_covered) = record(trace, "signature_agent", agent(&input, fields, policy))?;
     known.agent.clone_from(&agent);
 
     // Step 5: key, base, Ed25519.
@@ -129,7 +129,9 @@ fn check(
     let valid = crypto::verify(&key.key, base.as_bytes(), &signature);
     record(trace, "ed25519", if valid { Ok(()) } else { Err(Reason::SignatureInvalid) })?;
     Ok(Verified {
-        agent: agent.or_else(|| key_agent.map(String::from)),
+        // An uncovered Signature-Agent only narrowed the key search: report the agent the
+        // key is registered for, never an unauthenticated claim.
+        agent: if agent_covered { agent } else { key_agent.map(String::from) },
         keyid: String::from(keyid),
         label: input.label,
         created: input.params.created,
@@ -242,21 +244,22 @@ fn check_coverage(input: &SignatureInput, policy: &Policy, response: bool) -> Re
     Ok(())
 }
 
-/// The agent this signature speaks for (draft-meunier-webbotauth-httpsig-protocol §4).
-fn agent(input: &SignatureInput, fields: &SignedFields<'_>, policy: &Policy) -> Result<Option<String>, Reason> {
+/// The agent this signature speaks for (draft-meunier-webbotauth-httpsig-protocol §4),
+/// and whether the signature covers that claim.
+fn agent(input: &SignatureInput, fields: &SignedFields<'_>, policy: &Policy) -> Result<(Option<String>, bool), Reason> {
     let Some(raw) = fields.signature_agent.as_deref() else {
         if policy.require_signature_agent {
             return Err(Reason::SignatureAgentMissing);
         }
-        return Ok(None);
+        return Ok((None, false));
     };
     let parsed = signature_agent::parse(raw)?;
     let mut covered = input.components.iter().filter(|c| c.is_field("signature-agent"));
     match (covered.next(), covered.next()) {
         (None, _) if policy.require_agent_coverage => Err(Reason::SignatureAgentNotCovered),
         // Uncovered and allowed: the claim narrows the key search but is not trusted.
-        (None, _) => Ok(parsed.agent_for(None).ok().map(String::from)),
-        (Some(c), None) => parsed.agent_for(c.key.as_deref()).map(|a| Some(String::from(a))),
+        (None, _) => Ok((parsed.agent_for(None).ok().map(String::from), false)),
+        (Some(c), None) => parsed.agent_for(c.key.as_deref()).map(|a| (Some(String::from(a)), true)),
         (Some(_), Some(_)) => Err(Reason::SignatureAgentAmbiguous),
     }
 }

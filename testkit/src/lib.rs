@@ -8,5 +8,8 @@ pub mod raw_http;
 
 pub use process::{free_port, wait_for_port, ChildGuard};
 
-// The shared fixture model is added as `pub mod fixture` (via `#[path]` to
-// `core/tests/common/fixture.rs`) as soon as that file lands.
+/// The shared fixture model (`core/tests/common/fixture.rs`), the same file core's
+/// conformance runner uses.
+#[path = "../../core/tests/common/fixture.rs"]
+#[allow(missing_docs, unreachable_pub)]
+pub mod fixture;

@@ -43,11 +43,14 @@ fn main() -> ExitCode {
     }
 }
 
+type StepFn = fn() -> Result<(), String>;
+type Step = (&'static str, StepFn);
+
 /// Every test: lints, native tests on both Ed25519 backends, fixtures, wasm, interop and
 /// the real hosts (Viceroy, Envoy). Each step prints its name; the first failure stops.
 fn test(args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--quick");
-    let mut steps: Vec<(&str, fn() -> Result<(), String>)> = vec![
+    let mut steps: Vec<Step> = vec![
         ("rustfmt", util::fmt_check),
         ("clippy", util::clippy),
         ("fixtures are current", fixtures::check),
@@ -56,7 +59,7 @@ fn test(args: &[String]) -> Result<(), String> {
     ];
     if !quick {
         steps.extend([
-            ("core conformance in wasm32-unknown-unknown (node)", util::wasm_tests as fn() -> Result<(), String>),
+            ("core conformance in wasm32-unknown-unknown (node)", util::wasm_tests as StepFn),
             ("interop with independent implementations", interop::test),
             ("fastly compute service under Viceroy", fastly::test),
             ("proxy-wasm filter in Envoy", envoy::test),

@@ -25,32 +25,7 @@ pub const FILES: &[(&str, &str)] = &[
 
 /// Cases core is known to get wrong, each with why. Runners still run them: a listed case
 /// that passes is reported as stale, so the list cannot rot. Host runners reuse it.
-pub const SKIP: &[(&str, &str)] = &[
-    (
-        "structure/signature-base64-without-padding",
-        "core's precheck rejects unpadded base64 (signature_bad_base64); RFC 8941 §3.3.5: parsers SHOULD NOT fail",
-    ),
-    (
-        "agent/not-covered-allowed-any-key",
-        "core reports an uncovered (unauthenticated) Signature-Agent claim as the verified agent of a \"*\" key",
-    ),
-    (
-        "vectors/cloudflare-v1-rsa-pss-no-agent",
-        "core's precheck answers signature_wrong_length (400) for a 256-byte RSA signature before reading alg",
-    ),
-    (
-        "vectors/cloudflare-v1-rsa-pss-legacy-agent",
-        "core's precheck answers signature_wrong_length (400) for a 256-byte RSA signature before reading alg",
-    ),
-    (
-        "vectors/cloudflare-v2-rsa-pss-no-agent",
-        "core's precheck answers signature_wrong_length (400) for a 256-byte RSA signature before reading alg",
-    ),
-    (
-        "vectors/cloudflare-v2-rsa-pss-dictionary-agent",
-        "core's precheck answers signature_wrong_length (400) for a 256-byte RSA signature before reading alg",
-    ),
-];
+pub const SKIP: &[(&str, &str)] = &[];
 
 /// One file of cases.
 #[derive(Clone, Debug, Deserialize)]
