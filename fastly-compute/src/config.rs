@@ -21,6 +21,9 @@ pub const JWKS_STORE: &str = "botauth_jwks";
 pub const SETTINGS_STORE: &str = "botauth_settings";
 /// The origin backend (declared in `fastly.toml` and on the service).
 pub const ORIGIN_BACKEND: &str = "origin";
+/// KV Store remembering nonces until their signature expires (optional: without it there
+/// is no replay protection, and `require_nonce` policies fail closed).
+pub const NONCE_STORE: &str = "botauth_nonces";
 /// Log endpoint that receives one JSON line per signed request.
 pub const LOG_ENDPOINT: &str = "botauth";
 /// Header that carries the verdict to the origin; any incoming copy is removed first.
@@ -72,6 +75,10 @@ pub fn jwks_item_key(agent: &str) -> String {
 
 /// Longest item key Fastly accepts.
 pub const MAX_ITEM_KEY_LEN: usize = 256;
+
+/// Item of [`JWKS_STORE`] listing (JSON array) the agents whose keys may sign requests that
+/// carry no `Signature-Agent`. It cannot collide with an encoded URI (those contain `_3A`).
+pub const AGENTS_ITEM: &str = "agents";
 
 /// Settings needed for every request.
 #[derive(Clone, Debug, Default)]

@@ -2,13 +2,15 @@
 //!
 //! Only the items the request can use are read: the agents its `Signature-Agent` names
 //! (parsed by core; not trusted, only used to pick items) and the any-agent item `*`.
-//! Item keys are encoded with [`jwks_item_key`].
+//! A request that names no agent may be signed by any trusted agent's key; a Config Store
+//! cannot be listed, so those agents are named in the optional item [`AGENTS_ITEM`] (a JSON
+//! array of URIs). Item keys are encoded with [`jwks_item_key`].
 
 use botauth_core::signature_agent::{self, SignatureAgent};
 use botauth_core::{Keyring, Policy, ANY_AGENT};
 use fastly::{ConfigStore, Request};
 
-use crate::config::{jwks_item_key, JWKS_STORE, MAX_ITEM_KEY_LEN};
+use crate::config::{jwks_item_key, AGENTS_ITEM, JWKS_STORE, MAX_ITEM_KEY_LEN};
 
 /// At most this many agents are looked up for one request (Config Store lookups are
 /// limited per request).
@@ -19,7 +21,11 @@ pub fn load(req: &Request, policy: &Policy) -> Result<Keyring, String> {
     let store = ConfigStore::try_open(JWKS_STORE)
         .map_err(|e| format!("config store `{JWKS_STORE}` cannot be opened ({e:?}): no keys are trusted"))?;
     let mut ring = Keyring::new();
-    for agent in candidate_agents(req, policy).iter().map(String::as_str).chain([ANY_AGENT]) {
+    let mut agents = candidate_agents(req, policy);
+    if agents.is_empty() && !req.contains_header("signature-agent") {
+        agents = listed_agents(&store)?;
+    }
+    for agent in agents.iter().map(String::as_str).chain([ANY_AGENT]) {
         let key = jwks_item_key(agent);
         if key.len() > MAX_ITEM_KEY_LEN {
             continue;
@@ -39,6 +45,20 @@ pub fn load(req: &Request, policy: &Policy) -> Result<Keyring, String> {
         }
     }
     Ok(ring)
+}
+
+/// The agents of [`AGENTS_ITEM`] (none when the item is absent).
+fn listed_agents(store: &ConfigStore) -> Result<Vec<String>, String> {
+    let Some(json) =
+        store.try_get(AGENTS_ITEM).map_err(|e| format!("`{JWKS_STORE}.{AGENTS_ITEM}` cannot be read: {e:?}"))?
+    else {
+        return Ok(Vec::new());
+    };
+    let mut agents: Vec<String> = serde_json::from_str(&json)
+        .map_err(|_| format!("`{JWKS_STORE}.{AGENTS_ITEM}` must be a JSON array of agent URIs"))?;
+    agents.retain(|a| a != ANY_AGENT);
+    agents.truncate(MAX_AGENTS);
+    Ok(agents)
 }
 
 /// The agent URIs named by `Signature-Agent` (both forms), when it is small enough and

@@ -21,6 +21,8 @@ mod keys;
 #[cfg(target_arch = "wasm32")]
 mod log;
 #[cfg(target_arch = "wasm32")]
+mod replay;
+#[cfg(target_arch = "wasm32")]
 mod request;
 #[cfg(target_arch = "wasm32")]
 mod response;
@@ -121,7 +123,7 @@ fn check(req: &mut Request, settings: &Settings, role: &Role) -> Result<Checked,
     };
     let body = buffered_body(req, v.max_body);
     let started = std::time::Instant::now();
-    let verdict = botauth_core::verify(
+    let mut verdict = botauth_core::verify(
         &request::EdgeRequest::new(req, &v.scheme, body.as_ref().and_then(|b| b.complete.then_some(&b.bytes[..]))),
         &keys,
         &v.policy,
@@ -131,11 +133,38 @@ fn check(req: &mut Request, settings: &Settings, role: &Role) -> Result<Checked,
     if let Some(b) = body {
         b.restore(req);
     }
+    if !matches!(role, Role::Edge(_)) {
+        verdict = check_replay(verdict, &v.policy, now)?;
+    }
     log::verdict(&verdict, verify_us, role.name());
     match (&verdict, v.policy.mode) {
         (Verdict::Rejected(r), Mode::Enforce) => Err(Box::new(response::rejected(r.reason))),
         _ => {
             Ok(Checked { header: outcome::verdict_header(&verdict), verify_us, kind: outcome::verdict_kind(&verdict) })
+        }
+    }
+}
+
+/// The replay check where origin-bound requests meet. Without the nonce store there is no
+/// replay protection (logged); a policy that requires nonces then fails closed.
+#[cfg(target_arch = "wasm32")]
+fn check_replay(verdict: Verdict, policy: &botauth_core::Policy, now: u64) -> Result<Verdict, Box<Response>> {
+    let has_nonce = matches!(&verdict, Verdict::Verified(v) if v.nonce.is_some());
+    if !has_nonce {
+        return Ok(verdict);
+    }
+    match replay::KvNonces::open() {
+        Ok(Some(mut store)) => Ok(botauth_core::check_replay(verdict, &mut store, policy, now)),
+        Ok(None) | Err(_) if !policy.require_nonce => {
+            log::warning(&format!("KV store `{}` is not linked: no replay protection", config::NONCE_STORE));
+            Ok(verdict)
+        }
+        Ok(None) | Err(_) => {
+            log::config_problem(&format!(
+                "policy requires nonces but KV store `{}` is not linked; signed requests fail closed (503)",
+                config::NONCE_STORE
+            ));
+            Err(Box::new(response::unavailable()))
         }
     }
 }
