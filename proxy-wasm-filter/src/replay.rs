@@ -16,8 +16,10 @@ pub fn shard_key(namespace: &str, key: &str) -> String {
     shard_name(namespace, hash % SHARDS)
 }
 
+/// `<namespace>/replay.<i>`: on Kong (ngx_wasm_module) the part before `/` names the shared
+/// memory zone (`nginx_wasm_shm_kv_<namespace>` in kong.conf); Envoy takes the key as is.
 fn shard_name(namespace: &str, index: u64) -> String {
-    format!("{namespace}.replay.{index}")
+    format!("{namespace}/replay.{index}")
 }
 
 /// The shard after recording `key` until `expires`, or `None` when `key` is already there
