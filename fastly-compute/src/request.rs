@@ -70,3 +70,43 @@ impl CoreRequest for EdgeRequest<'_> {
 pub fn is_signed(req: &Request) -> bool {
     req.contains_header("signature") || req.contains_header("signature-input")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edge_request_gives_core_the_received_parts() {
+        let mut req = Request::get("https://example.com/a/b?x=1&y=%20");
+        req.set_header("host", "Example.com:8443");
+        req.append_header("x-rep", "a");
+        req.append_header("x-rep", "b");
+        let e = EdgeRequest::new(&req, "https", None);
+        assert_eq!(e.method(), "GET");
+        assert_eq!(e.scheme(), "https");
+        assert_eq!(e.authority(), "Example.com:8443", "Host as received; core normalises");
+        assert_eq!(e.target(), "/a/b?x=1&y=%20");
+        let mut lines = Vec::new();
+        e.field_lines("x-rep", &mut lines);
+        assert_eq!(lines, [&b"a"[..], &b"b"[..]], "every field line, in order");
+        let mut none = Vec::new();
+        e.field_lines("not a header name", &mut none);
+        assert!(none.is_empty());
+        assert!(!e.has_field("not a header name"));
+        assert!(e.has_field("x-rep"));
+        assert_eq!(e.body(), None);
+    }
+
+    #[test]
+    fn only_signature_fields_make_a_request_signed() {
+        let mut req = Request::get("https://example.com/");
+        assert!(!is_signed(&req));
+        req.set_header("signature-agent", "\"https://a.test\"");
+        assert!(!is_signed(&req), "Signature-Agent alone is not a signature");
+        req.set_header("Signature-Input", "sig1=()");
+        assert!(is_signed(&req));
+        let mut req = Request::get("https://example.com/");
+        req.set_header("signature", "sig1=:AA==:");
+        assert!(is_signed(&req));
+    }
+}
