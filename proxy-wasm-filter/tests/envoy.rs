@@ -696,3 +696,134 @@ fn hot_reload_via_lds() {
     write(lds("enforce", None));
     until(403, "reload back to enforce");
 }
+
+// ---- load bench (not a test: `cargo xtask bench` runs it) ---------------------------------
+
+/// One wrk run: requests/s, p50 and p99 in microseconds, non-2xx count.
+struct Load {
+    rps: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+fn wrk_micros(v: &str) -> Option<f64> {
+    let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic())?);
+    let n: f64 = num.parse().ok()?;
+    Some(match unit {
+        "us" => n,
+        "ms" => n * 1e3,
+        "s" => n * 1e6,
+        _ => return None,
+    })
+}
+
+fn wrk(port: u16, headers: &[(String, String)], connections: u32, seconds: u64) -> Load {
+    let mut cmd = std::process::Command::new("wrk");
+    cmd.args(["-t1", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency"]);
+    for (n, v) in headers {
+        cmd.arg("-H").arg(format!("{n}: {v}"));
+    }
+    cmd.arg(format!("http://127.0.0.1:{port}/path/to/resource"));
+    let out = cmd.output().unwrap_or_else(|e| panic!("wrk: {e} (install it: apt-get install wrk)"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!text.contains("Non-2xx"), "wrk saw non-2xx answers:\n{text}");
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix).map(|r| r.trim().to_string()))
+            .unwrap_or_else(|| panic!("no {prefix:?} in wrk output:\n{text}"))
+    };
+    Load {
+        rps: field("Requests/sec:").parse().unwrap_or(0.0),
+        p50_us: wrk_micros(&field("50%")).unwrap_or(f64::NAN),
+        p99_us: wrk_micros(&field("99%")).unwrap_or(f64::NAN),
+    }
+}
+
+/// Microseconds of one Ed25519 verify by native OpenSSL (`openssl speed -seconds 3 ed25519`).
+fn openssl_verify_us() -> f64 {
+    let out = std::process::Command::new("openssl")
+        .args(["speed", "-seconds", "3", "ed25519"])
+        .output()
+        .unwrap_or_else(|e| panic!("openssl: {e}"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text.lines().find(|l| l.contains("(Ed25519)")).unwrap_or_else(|| panic!("{text}"));
+    let verify_per_s: f64 = line.split_whitespace().last().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+    1e6 / verify_per_s
+}
+
+/// Envoy without the filter, with the filter on unsigned traffic, and with the filter on
+/// signed traffic (a fixture request, clock fixed, replay cache off so it may repeat), one
+/// worker each, wrk with 8 connections. Writes a Markdown section to `BOTAUTH_BENCH_OUT`.
+#[test]
+#[ignore = "load bench: run by `cargo xtask bench`"]
+fn load_bench() {
+    let seconds: u64 = std::env::var("BOTAUTH_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let case = verified_case();
+    let origin = Origin::start().unwrap_or_else(|e| panic!("origin: {e}"));
+    let admin = free_port().unwrap_or(0);
+    let (plain, filtered) = (free_port().unwrap_or(0), free_port().unwrap_or(0));
+    let config = plugin_config(&case, "enforce", None).unwrap_or_else(|e| panic!("{e}"));
+    let with_filter = render(admin, origin.port(), &[Listener { port: filtered, config }]);
+    // The same listener once more without the wasm filter, on its own port.
+    let (_, block, _) = split_block(EXAMPLE, "botauth-listener");
+    let start = block.find("          - name: envoy.filters.http.wasm").unwrap_or(0);
+    let end = block.find("          - name: envoy.filters.http.router").unwrap_or(0);
+    let mut bare = format!("{}{}", &block[..start], &block[end..]);
+    bare = replace_once(&bare, "- name: botauth\n", "- name: no_filter\n");
+    bare = replace_once(&bare, "port_value: 10000", &format!("port_value: {plain}"));
+    let yaml = replace_once(&with_filter, "  clusters:\n", &format!("{bare}  clusters:\n"));
+    // Envoy answers itself: the load is Envoy and the filter only, no upstream in the way.
+    let direct = "direct_response: { status: 200, body: { inline_string: \"ok\" } }";
+    let yaml = yaml.replace("route: { cluster: origin }", direct);
+    assert_eq!(yaml.matches(direct).count(), 2);
+    let envoy = Envoy::start(&yaml, admin, &[plain, filtered]);
+
+    let host = vec![("Host".to_string(), case.request.authority.clone())];
+    let mut signed = host.clone();
+    signed.extend(case.request.headers.iter().cloned());
+    assert_eq!(send(filtered, &case, &[]).status, 200, "the signed bench request must verify");
+    let scenarios = [
+        ("Envoy, no filter", plain, &host),
+        ("Envoy + botauth, unsigned", filtered, &host),
+        ("Envoy + botauth, signed (verified)", filtered, &signed),
+    ];
+    for (_, port, headers) in scenarios {
+        wrk(port, headers, 8, 2); // warm-up (V8 tiers up hot code)
+    }
+    // Latency with one connection (no queueing), throughput with eight.
+    let runs: Vec<(&str, Load, Load)> = scenarios
+        .iter()
+        .map(|(name, port, headers)| (*name, wrk(*port, headers, 1, seconds), wrk(*port, headers, 8, seconds)))
+        .collect();
+    let verify_us = openssl_verify_us();
+    let counters = envoy.counters("botauth");
+    assert!(counters.get("botauth.verdict.verified").copied().unwrap_or(0) > 0, "{counters:?}");
+    assert_eq!(counters.get("botauth.verdict.rejected"), None, "{counters:?}");
+
+    let mut md = format!(
+        "### Envoy 1.40 + proxy-wasm filter (V8), load\n\n\
+         One Envoy worker; `wrk -t1 -d{seconds}s` with 1 connection (latency) and 8 connections \
+         (throughput), after a 2 s warm-up per scenario; Envoy answers with a `direct_response` \
+         (no upstream). Signed traffic repeats one fixture request (clock fixed, replay cache off).\n\n\
+         | scenario | p50 (1 conn) | p99 (1 conn) | req/s (8 conns) |\n|---|---:|---:|---:|\n"
+    );
+    for (name, lat, thr) in &runs {
+        md.push_str(&format!("| {name} | {:.0} µs | {:.0} µs | {:.0} |\n", lat.p50_us, lat.p99_us, thr.rps));
+    }
+    let (base, unsigned, signed_run) = (&runs[0], &runs[1], &runs[2]);
+    let added = signed_run.1.p50_us - unsigned.1.p50_us;
+    md.push_str(&format!(
+        "\n- unsigned vs no filter: {:+.1}% req/s, {:+.0} µs p50 (goal: within 5%)\n\
+         - signed vs unsigned: {added:+.0} µs p50; {:+.0} µs of worker time per request (from req/s)\n\
+         - one native OpenSSL Ed25519 verify (`openssl speed -seconds 3 ed25519`, same run): {verify_us:.1} µs\n\
+         - added p50 latency on signed traffic / one OpenSSL verify: **{:.2}** (goal ≤ 2; seed Lua/FFI Kong plugin: 40–60)\n",
+        100.0 * (unsigned.2.rps - base.2.rps) / base.2.rps,
+        unsigned.1.p50_us - base.1.p50_us,
+        1e6 / signed_run.2.rps - 1e6 / unsigned.2.rps,
+        added / verify_us,
+    ));
+    println!("{md}");
+    if let Some(out) = std::env::var_os("BOTAUTH_BENCH_OUT") {
+        std::fs::write(&out, &md).unwrap_or_else(|e| panic!("{e}"));
+    }
+}

