@@ -1,6 +1,7 @@
 //! The demo origin of `cargo xtask serve`: testkit's echo origin on 127.0.0.1 (port from the
 //! first argument, default 7677), printing each request it receives with its verdict header.
-//! It answers 200 with a JSON description of the request. Stops on Ctrl-C.
+//! It answers 200 with a JSON description of the request. `--quiet` (second argument)
+//! prints nothing per request (benchmarks). Stops on Ctrl-C.
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() {
@@ -15,9 +16,14 @@ fn main() {
         }
     };
     println!("demo origin: listening on 127.0.0.1:{}", origin.port());
+    let quiet = std::env::args().nth(2).is_some_and(|a| a == "--quiet");
     let mut shown = 0;
     loop {
         std::thread::sleep(Duration::from_millis(200));
+        if quiet {
+            origin.clear();
+            continue;
+        }
         let seen = origin.seen();
         for req in seen.iter().skip(shown) {
             let verdict = req.header("botauth-verdict").unwrap_or("(none: unsigned)");

@@ -41,6 +41,10 @@ use {
 #[cfg(target_arch = "wasm32")]
 #[fastly::main]
 fn main(mut req: Request) -> Result<Response, fastly::Error> {
+    if cfg!(feature = "bench-passthrough") {
+        // The benchmark's baseline build (`cargo xtask bench`): a no-op passthrough.
+        return Ok(req.send(ORIGIN_BACKEND)?);
+    }
     // Guard: no client may claim a verdict, signed or not, whatever happens next.
     req.remove_header(VERDICT_HEADER);
     let settings = Settings::open();

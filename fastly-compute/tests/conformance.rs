@@ -247,8 +247,7 @@ fn fixture_suite_through_viceroy() {
         for _ in 0..2 {
             s.spawn(|| {
                 let origin = Origin::start().expect("origin");
-                loop {
-                    let Some((setup, cases)) = queue.lock().ok().and_then(|mut q| q.pop()) else { break };
+                while let Some((setup, cases)) = queue.lock().ok().and_then(|mut q| q.pop()) {
                     let mut svc = Service::start(&setup, origin.port());
                     origin.clear();
                     svc.new_log_events();

@@ -5,6 +5,8 @@
 //!   Viceroy over HTTP (the fixture suite end to end, shield hop, stores, cache classes).
 //! - `serve`: the README's run command: the service on 127.0.0.1:7676 with the demo keys and
 //!   a demo origin on 127.0.0.1:7677. Ctrl-C stops everything.
+//! - `bench`: wrk against Viceroy (passthrough build, unsigned, signed), for `cargo xtask
+//!   bench`; alone: `cargo xtask serve --bench`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -55,10 +57,16 @@ pub fn test() -> Result<(), String> {
     ]))
 }
 
-/// `cargo xtask serve`: service + demo origin until Ctrl-C.
+/// `cargo xtask serve`: service + demo origin until Ctrl-C. `cargo xtask serve --bench`
+/// runs only the edge load bench ([`bench`]) and prints its Markdown.
 pub fn serve(args: &[String]) -> Result<(), String> {
-    if let Some(a) = args.first() {
-        return Err(format!("serve takes no arguments (got `{a}`)"));
+    match args.first().map(String::as_str) {
+        None => {}
+        Some("--bench") => {
+            println!("{}", bench()?);
+            return Ok(());
+        }
+        Some(a) => return Err(format!("serve takes no arguments but --bench (got `{a}`)")),
     }
     let viceroy = viceroy()?;
     let wasm = build_release()?;
@@ -89,14 +97,12 @@ pub fn serve(args: &[String]) -> Result<(), String> {
         "\nbotauth edge service: http://{SERVE_ADDR} (Viceroy), origin: http://127.0.0.1:{ORIGIN_PORT} (demo echo)\n\
          Trusted for local use only: the published RFC 9421 test key, agent https://signature-agent.test.\n\n\
          Send a signed request (paste into another terminal, from {root}):\n\n  \
-         {botauth} sign --key {key} --request {req} --agent https://signature-agent.test --curl --url-base http://{SERVE_ADDR} | sh\n\n\
+         {botauth} sign --key fastly-compute/demo/rfc9421-test-key.jwk --request fastly-compute/demo/request.http --agent https://signature-agent.test --curl --url-base http://{SERVE_ADDR} | sh\n\n\
          Unsigned:   curl -i http://{SERVE_ADDR}/blog/hello\n\
          Tampered:   curl -i -H 'Signature-Input: sig1=(\"@authority\");keyid=\"x\";tag=\"web-bot-auth\"' -H 'Signature: sig1=:AAAA:' http://{SERVE_ADDR}/\n\n\
          Ctrl-C stops everything.\n",
         root = root().display(),
         botauth = botauth.display(),
-        key = "fastly-compute/demo/rfc9421-test-key.jwk",
-        req = "fastly-compute/demo/request.http",
     );
     let status = service.0.wait().map_err(|e| format!("viceroy: {e}"))?;
     origin.stop();
@@ -197,4 +203,285 @@ fn ensure_nextest() -> Result<(), String> {
         "cargo-nextest",
         "--locked",
     ]))
+}
+
+/// `cargo xtask bench` (Fastly part): wrk against Viceroy for a no-op passthrough build,
+/// unsigned traffic and signed (verified) traffic in one run; the latency verification
+/// adds over passthrough, compared with one native OpenSSL Ed25519 verify. Returns the
+/// Markdown section for `BENCHMARKS.md`.
+pub fn bench() -> Result<String, String> {
+    let viceroy = viceroy()?;
+    ensure_wrk()?;
+    let secs: u64 =
+        std::env::var("BOTAUTH_BENCH_SECS").ok().and_then(|s| s.parse::<f64>().ok()).map_or(10, |s| s.max(3.0) as u64);
+
+    banner("fastly bench: builds (passthrough baseline, service, demo origin, botauth)");
+    run(cargo().args([
+        "build",
+        "--release",
+        "--target",
+        "wasm32-wasip1",
+        "-p",
+        "botauth-fastly",
+        "--features",
+        "bench-passthrough",
+    ]))?;
+    let built = target_dir().join("wasm32-wasip1/release/botauth-fastly.wasm");
+    let passthrough = target_dir().join("wasm32-wasip1/release/botauth-fastly-passthrough.wasm");
+    std::fs::copy(&built, &passthrough).map_err(|e| format!("copy passthrough build: {e}"))?;
+    let service = build_release()?;
+    let size = std::fs::metadata(&service).map_err(|e| e.to_string())?.len();
+    run(cargo().args(["build", "-q", "-p", "botauth-fastly", "--example", "demo-origin"]))?;
+    run(cargo().args(["build", "-q", "-p", "botauth-cli", "--bin", "botauth"]))?;
+    let bin_dir = target_dir().join("debug");
+
+    // A fixed clock and a nonce-free signature keep every request of the run valid.
+    let created: u64 = 1_735_689_600;
+    let signed = signed_demo_headers(&bin_dir.join("botauth"), created)?;
+    let origin_port = free_port()?;
+    let dir = std::env::temp_dir().join(format!("botauth-fastly-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let manifest = dir.join("fastly.toml");
+    std::fs::write(&manifest, bench_manifest(origin_port, created + 10)).map_err(|e| e.to_string())?;
+    let mut origin = Guard(
+        Command::new(bin_dir.join("examples/demo-origin"))
+            .args([&origin_port.to_string(), "--quiet"])
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("demo origin: {e}"))?,
+    );
+
+    let unsigned = vec!["Host: 127.0.0.1:7676".to_string()];
+    // Both builds run side by side and the cases alternate over several rounds, so drift in
+    // the machine's background load hits every case alike; each figure is the median round.
+    let mut instances = Vec::new();
+    let service_log = dir.join("service-stdout.log");
+    for (wasm, out) in [(&passthrough, None), (&service, Some(&service_log))] {
+        let port = free_port()?;
+        let stdout = match out {
+            Some(path) => Stdio::from(std::fs::File::create(path).map_err(|e| e.to_string())?),
+            None => Stdio::null(),
+        };
+        let vic = Guard(
+            Command::new(&viceroy)
+                .args(["serve", "-C"])
+                .arg(&manifest)
+                .args(["--addr", &format!("127.0.0.1:{port}")])
+                .arg(wasm)
+                .stdin(Stdio::null())
+                .stdout(stdout)
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("viceroy: {e}"))?,
+        );
+        wait_port(port)?;
+        instances.push((port, vic));
+    }
+    let (base_port, svc_port) = (instances[0].0, instances[1].0);
+    let cases: [(&str, u16, &Vec<String>); 3] = [
+        ("passthrough build (no verification)", base_port, &unsigned),
+        ("unsigned traffic", svc_port, &unsigned),
+        ("signed traffic (verified)", svc_port, &signed),
+    ];
+    for (name, port, headers) in cases {
+        let check = wrk(port, headers, 1)?;
+        if check.non_2xx > 0 {
+            return Err(format!("{name}: {} non-2xx answers in the warm-up; the bench setup is wrong", check.non_2xx));
+        }
+    }
+    let rounds = 5;
+    let per_run = (secs / rounds).max(1);
+    let mut runs: Vec<Vec<Wrk>> = vec![Vec::new(), Vec::new(), Vec::new()];
+    for round in 1..=rounds {
+        banner(&format!("fastly bench: round {round}/{rounds}"));
+        for (i, (name, port, headers)) in cases.iter().enumerate() {
+            let r = wrk(*port, headers, per_run)?;
+            if r.non_2xx > 0 {
+                return Err(format!("{name}: {} non-2xx answers", r.non_2xx));
+            }
+            println!("{name}: {:.0} req/s, p50 {:.0} µs, p99 {:.0} µs", r.rps, r.p50_us, r.p99_us);
+            runs[i].push(r);
+        }
+    }
+    drop(instances);
+    // The service's own measurement of `verify` (the `verify_us` of its log lines).
+    let log = std::fs::read_to_string(&service_log).unwrap_or_default();
+    let mut verify_us: Vec<f64> = log
+        .lines()
+        .filter_map(|l| l.split("\"verify_us\":").nth(1))
+        .filter_map(|v| v.split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse().ok()))
+        .collect();
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let mut rows = Vec::new();
+    for ((name, _, _), rs) in cases.iter().zip(&runs) {
+        let r = Wrk {
+            rps: median(&mut rs.iter().map(|r| r.rps).collect()),
+            p50_us: median(&mut rs.iter().map(|r| r.p50_us).collect()),
+            p99_us: median(&mut rs.iter().map(|r| r.p99_us).collect()),
+            non_2xx: 0,
+        };
+        rows.push((*name, r));
+    }
+    origin.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+    let verify_count = verify_us.len();
+    let verify_median = median(&mut verify_us);
+
+    let openssl_us = openssl_verify_us()?;
+    let (base, unsigned_r, signed_r) = (&rows[0].1, &rows[1].1, &rows[2].1);
+    let added = signed_r.p50_us - base.p50_us;
+    let unsigned_pct = (base.rps - unsigned_r.rps) / base.rps * 100.0;
+    let mut md = format!(
+        "\n## Fastly Compute service under Viceroy {VICEROY_VERSION} (wrk, 1 connection so latency is service time, not queueing; {rounds} alternating rounds of {per_run} s per case, medians)\n\n\
+         Viceroy instantiates the module per request, so absolute numbers are Viceroy's, not a POP's; the\n\
+         differences between the rows are the service's. Machine: {} cores, shared with other jobs.\n\n\
+         | case | requests/s | p50 | p99 |\n|---|---:|---:|---:|\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    for (name, r) in &rows {
+        md.push_str(&format!("| {name} | {:.0} | {:.0} µs | {:.0} µs |\n", r.rps, r.p50_us, r.p99_us));
+    }
+    md.push_str(&format!(
+        "\n- Latency verification adds (p50 signed − p50 passthrough): **{added:.0} µs**\n\
+         - One native OpenSSL Ed25519 verify (`openssl speed -seconds 3 ed25519`): **{openssl_us:.1} µs**\n\
+         - Ratio added / OpenSSL verify: **{:.1}** (goal ≤ 2; the seed Lua + FFI plugin: 40–60)\n\
+         - `verify` inside the service (median of its `verify_us` log field over {verify_count} signed requests): \
+         {verify_median:.0} µs = {:.1} × the OpenSSL verify\n\
+         - Unsigned throughput vs passthrough: {:+.1}% (goal: within 5%)\n\
+         - Release .wasm: {size} bytes ({:.0} KiB; goal < 1 MiB)\n",
+        added / openssl_us,
+        verify_median / openssl_us,
+        -unsigned_pct,
+        size as f64 / 1024.0
+    ));
+    Ok(md)
+}
+
+/// The bench's Viceroy manifest: demo keys, enforce mode, a fixed clock, no debug headers.
+fn bench_manifest(origin_port: u16, now: u64) -> String {
+    let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"JrQLj5P_89iXES9-vFgrIy29clF9CC_oPPsw3c5D0bs"}]}"#;
+    format!(
+        "manifest_version = 3\nname = \"botauth-bench\"\nlanguage = \"other\"\n[local_server]\n\
+         [local_server.backends.origin]\nurl = \"http://127.0.0.1:{origin_port}/\"\n\
+         [local_server.config_stores.botauth_jwks]\nformat = \"inline-toml\"\n\
+         [local_server.config_stores.botauth_jwks.contents]\n\"https_3A_2F_2Fsignature-agent.test\" = '{jwks}'\n\
+         [local_server.config_stores.botauth_settings]\nformat = \"inline-toml\"\n\
+         [local_server.config_stores.botauth_settings.contents]\npolicy = '{{\"mode\":\"enforce\"}}'\ntesting_now = \"{now}\"\n"
+    )
+}
+
+/// `Name: value` header lines of the demo request signed by `botauth sign` (no nonce, so
+/// the same request stays valid for the whole run).
+fn signed_demo_headers(botauth: &Path, created: u64) -> Result<Vec<String>, String> {
+    let out = Command::new(botauth)
+        .current_dir(root())
+        .args([
+            "sign",
+            "--key",
+            "fastly-compute/demo/rfc9421-test-key.jwk",
+            "--request",
+            "fastly-compute/demo/request.http",
+        ])
+        .args(["--agent", "https://signature-agent.test", "--no-nonce", "--created", &created.to_string()])
+        .args(["--validity", "3600"])
+        .output()
+        .map_err(|e| format!("botauth sign: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("botauth sign failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    let headers: Vec<String> = text.lines().skip(1).take_while(|l| !l.is_empty()).map(String::from).collect();
+    if !headers.iter().any(|h| h.to_ascii_lowercase().starts_with("signature:")) {
+        return Err(format!("botauth sign printed no Signature header:\n{text}"));
+    }
+    Ok(headers)
+}
+
+/// What wrk measured.
+struct Wrk {
+    rps: f64,
+    p50_us: f64,
+    p99_us: f64,
+    non_2xx: u64,
+}
+
+fn wrk(port: u16, headers: &[String], secs: u64) -> Result<Wrk, String> {
+    let mut cmd = Command::new("wrk");
+    cmd.args(["-t1", "-c1", &format!("-d{secs}s"), "--latency"]);
+    for h in headers {
+        cmd.arg("-H").arg(h);
+    }
+    // The demo request's target.
+    cmd.arg(format!("http://127.0.0.1:{port}/api/v1/hello?lang=en"));
+    let out = cmd.output().map_err(|e| format!("wrk: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() {
+        return Err(format!("wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let field = |prefix: &str| text.lines().find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_string()));
+    let rps =
+        field("Requests/sec:").and_then(|v| v.parse().ok()).ok_or_else(|| format!("no Requests/sec in:\n{text}"))?;
+    let p50_us = field("50%").and_then(|v| duration_us(&v)).ok_or_else(|| format!("no p50 in:\n{text}"))?;
+    let p99_us = field("99%").and_then(|v| duration_us(&v)).ok_or_else(|| format!("no p99 in:\n{text}"))?;
+    let non_2xx = field("Non-2xx or 3xx responses:").and_then(|v| v.parse().ok()).unwrap_or(0);
+    Ok(Wrk { rps, p50_us, p99_us, non_2xx })
+}
+
+/// `1.23ms` / `456.00us` / `1.2s` → µs.
+fn duration_us(v: &str) -> Option<f64> {
+    let (num, mul) = if let Some(n) = v.strip_suffix("us") {
+        (n, 1.0)
+    } else if let Some(n) = v.strip_suffix("ms") {
+        (n, 1e3)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1e6)
+    } else {
+        return None;
+    };
+    num.trim().parse::<f64>().ok().map(|n| n * mul)
+}
+
+/// One Ed25519 verify by OpenSSL on this machine, µs.
+fn openssl_verify_us() -> Result<f64, String> {
+    banner("fastly bench: openssl speed -seconds 3 ed25519");
+    let out = Command::new("openssl")
+        .args(["speed", "-seconds", "3", "ed25519"])
+        .output()
+        .map_err(|e| format!("openssl: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "253 bits EdDSA (Ed25519)   0.0000s   0.0001s  48000.0  16000.0": sign s, verify s, sign/s, verify/s.
+    let line = text.lines().find(|l| l.contains("(Ed25519)")).ok_or_else(|| format!("no Ed25519 line in:\n{text}"))?;
+    let nums: Vec<f64> = line.split_whitespace().filter_map(|w| w.parse::<f64>().ok()).collect();
+    let verify_per_s = nums.last().copied().filter(|v| *v > 0.0).ok_or_else(|| format!("cannot read: {line}"))?;
+    Ok(1e6 / verify_per_s)
+}
+
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+fn wait_port(port: u16) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Err(format!("viceroy did not listen on 127.0.0.1:{port}"))
+}
+
+/// `wrk` (Debian package), installed when missing.
+fn ensure_wrk() -> Result<(), String> {
+    if have("wrk") {
+        return Ok(());
+    }
+    banner("fastly bench: installing wrk (apt-get)");
+    run(Command::new("apt-get").args(["install", "-y", "wrk"]))
 }
