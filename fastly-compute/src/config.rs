@@ -24,6 +24,10 @@ pub const ORIGIN_BACKEND: &str = "origin";
 /// KV Store remembering nonces until their signature expires (optional: without it there
 /// is no replay protection, and `require_nonce` policies fail closed).
 pub const NONCE_STORE: &str = "botauth_nonces";
+/// Edge Rate Limiting rate counter (per verified agent and keyid).
+pub const RATE_COUNTER: &str = "botauth_agents";
+/// Edge Rate Limiting penalty box.
+pub const PENALTY_BOX: &str = "botauth_penalty";
 /// Log endpoint that receives one JSON line per signed request.
 pub const LOG_ENDPOINT: &str = "botauth";
 /// Header that carries the verdict to the origin; any incoming copy is removed first.
@@ -49,6 +53,8 @@ pub mod item {
     pub const MAX_BODY: &str = "max_body";
     /// TESTING ONLY: unix seconds used instead of the clock. Logged as a warning.
     pub const TESTING_NOW: &str = "testing_now";
+    /// Per-agent rate limit, JSON `{"limit":50,"window":10,"penalty":300}`; absent = none.
+    pub const RATE_LIMIT: &str = "rate_limit";
 }
 
 /// The JWKS item key of a Signature-Agent URI.
@@ -102,6 +108,8 @@ pub struct Verification {
     pub max_body: usize,
     /// TESTING ONLY clock override.
     pub testing_now: Option<u64>,
+    /// Per-agent rate limit.
+    pub rate_limit: Option<crate::rate::RateLimit>,
 }
 
 /// The settings store, or nothing (all defaults) when it is not linked to the service.
@@ -171,6 +179,7 @@ impl Settings {
         let scheme = self.read(&mut errors, item::SCHEME, parse_scheme);
         let max_body = self.read(&mut errors, item::MAX_BODY, parse_u64);
         let testing_now = self.read(&mut errors, item::TESTING_NOW, parse_u64);
+        let rate_limit = self.read(&mut errors, item::RATE_LIMIT, crate::rate::parse);
         if !errors.is_empty() {
             return Err(errors.join("; "));
         }
@@ -179,6 +188,7 @@ impl Settings {
             scheme: scheme.unwrap_or_else(|| "https".into()),
             max_body: max_body.and_then(|v| usize::try_from(v).ok()).unwrap_or(65_536),
             testing_now,
+            rate_limit,
         })
     }
 

@@ -8,11 +8,16 @@ use fastly::log::Endpoint;
 
 use crate::config::LOG_ENDPOINT;
 
-/// Record one signed request: verdict, reason, agent, keyid, label, verify µs, POP, and
-/// where in the shield topology it was checked.
-pub fn verdict(verdict: &Verdict, verify_us: u64, role: &str) {
+/// Record one signed request: verdict, reason, agent, keyid, label, verify µs, POP, where
+/// in the shield topology it was checked, and whether its agent was over the rate limit.
+pub fn verdict(verdict: &Verdict, verify_us: u64, role: &str, rate_limited: bool) {
     let pop = std::env::var("FASTLY_POP").unwrap_or_default();
-    let line = botauth_core::outcome::log_event(verdict, verify_us, &[("pop", &pop), ("role", role)]);
+    let limited = if rate_limited { "true" } else { "false" };
+    let line = botauth_core::outcome::log_event(
+        verdict,
+        verify_us,
+        &[("pop", &pop), ("role", role), ("rate_limited", limited)],
+    );
     match Endpoint::try_from_name(LOG_ENDPOINT) {
         Ok(mut endpoint) => {
             if writeln!(endpoint, "{line}").is_err() {

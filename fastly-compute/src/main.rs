@@ -21,6 +21,8 @@ mod keys;
 #[cfg(target_arch = "wasm32")]
 mod log;
 #[cfg(target_arch = "wasm32")]
+mod rate;
+#[cfg(target_arch = "wasm32")]
 mod replay;
 #[cfg(target_arch = "wasm32")]
 mod request;
@@ -140,9 +142,17 @@ fn check(req: &mut Request, settings: &Settings, role: &Role) -> Result<Checked,
     if !matches!(role, Role::Edge(_)) {
         verdict = check_replay(verdict, &v.policy, now)?;
     }
-    log::verdict(&verdict, verify_us, role.name());
+    // Rate limits count verified requests once, where they are first verified.
+    let limited = match (&verdict, &v.rate_limit, role) {
+        (Verdict::Verified(ok), Some(limit), Role::Direct | Role::Edge(_)) => rate::over_limit(limit, ok),
+        _ => false,
+    };
+    log::verdict(&verdict, verify_us, role.name(), limited);
     match (&verdict, v.policy.mode) {
         (Verdict::Rejected(r), Mode::Enforce) => Err(Box::new(response::rejected(r.reason))),
+        (Verdict::Verified(_), Mode::Enforce) if limited => {
+            Err(Box::new(response::rate_limited(v.rate_limit.map_or(60, |l| l.penalty))))
+        }
         _ => {
             Ok(Checked { header: outcome::verdict_header(&verdict), verify_us, kind: outcome::verdict_kind(&verdict) })
         }

@@ -19,6 +19,18 @@ pub fn rejected(reason: Reason) -> Response {
     resp
 }
 
+/// A verified agent over its rate limit (Edge Rate Limiting): 429 until the penalty ends.
+pub fn rate_limited(retry_after_secs: u32) -> Response {
+    let body = serde_json::json!({
+        "type": format!("{PROBLEM_TYPE_PREFIX}rate_limited"),
+        "title": "the agent is over its rate limit",
+        "status": 429,
+        "code": "rate_limited",
+    });
+    problem(StatusCode::TOO_MANY_REQUESTS, body.to_string())
+        .with_header(header::RETRY_AFTER, retry_after_secs.to_string())
+}
+
 /// Signed requests while the keys or settings are unusable: fail closed with 503.
 pub fn unavailable() -> Response {
     let body = serde_json::json!({
@@ -77,6 +89,11 @@ mod tests {
         assert_eq!(r.get_header_str(header::RETRY_AFTER), Some("60"));
 
         assert_eq!(rejected(Reason::SignatureBadBase64).get_status(), StatusCode::BAD_REQUEST);
+        let r = rate_limited(300);
+        assert_eq!(r.get_status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.get_header_str(header::RETRY_AFTER), Some("300"));
+        let body: serde_json::Value = serde_json::from_str(&r.into_body_str()).unwrap();
+        assert_eq!(body["type"], "urn:botauth:problem:rate_limited");
         assert_eq!(unavailable().get_status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 

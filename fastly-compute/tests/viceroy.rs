@@ -90,6 +90,7 @@ fn verified_request_reaches_the_origin_with_one_verdict_header_and_one_log_line(
     assert_eq!(e["label"], "sig1");
     assert_eq!(e["pop"], "XXX", "Viceroy's FASTLY_POP");
     assert_eq!(e["role"], "direct");
+    assert_eq!(e["rate_limited"], "false");
     assert!(e["verify_us"].as_u64().is_some_and(|us| us > 0), "{e}");
     let timing = resp.header("server-timing").unwrap_or_default();
     assert!(timing.starts_with("botauth;dur=") && timing.ends_with("desc=\"verified\""), "{timing}");
@@ -216,15 +217,21 @@ fn cache_policy_per_class_and_never_across_verdicts() {
 }
 
 #[test]
-fn debug_off_adds_no_headers() {
+fn debug_off_adds_no_headers_and_a_rate_limit_lets_traffic_through_under_viceroy() {
     let origin = origin();
-    let svc = Service::start(&Setup::standard().without_setting("debug"), origin.port());
+    // Viceroy stubs Edge Rate Limiting: even 1 request/s never trips (see README).
+    let setup =
+        Setup::standard().without_setting("debug").with_setting("rate_limit", r#"{"limit":1,"window":1,"penalty":60}"#);
+    let svc = Service::start(&setup, origin.port());
     origin.clear(); // Viceroy probes each backend once at startup
     let resp = svc.send("GET", "/", &signed_headers(&Sig::default()), None);
     assert_eq!(resp.status, 200);
     assert_eq!(resp.header("server-timing"), None);
     assert_eq!(resp.header("botauth-cache"), None);
     assert!(resp.header("botauth-verdict").is_none(), "the verdict is for the origin only");
+    for _ in 0..3 {
+        assert_eq!(svc.send("GET", "/", &signed_headers(&Sig::default()), None).status, 200);
+    }
 }
 
 #[test]
@@ -252,6 +259,10 @@ fn store_misconfiguration_fails_closed_for_signed_requests_only() {
     // An invalid policy item (a typo must not silently weaken the policy).
     let setup = Setup::standard().with_setting("policy", r#"{"mode":"enforce","clock_skw":5}"#);
     expect_503(&Service::start(&setup, origin.port()), "invalid policy", "botauth_settings.policy");
+
+    // An invalid rate limit (window must be 1, 10 or 60 s).
+    let setup = Setup::standard().with_setting("rate_limit", r#"{"limit":5,"window":7,"penalty":60}"#);
+    expect_503(&Service::start(&setup, origin.port()), "invalid rate_limit", "botauth_settings.rate_limit");
 
     // An invalid testing clock.
     let setup = Setup::standard().with_setting("testing_now", "yesterday");
