@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
 use botauth_core::outcome::{log_event, verdict_header};
-use botauth_core::{check_replay, verify, Mode, Reason, Verdict};
+use botauth_core::{check_replay, verify, Mode, Reason, Rejected, Verdict};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
@@ -122,18 +122,18 @@ impl HttpContext for Http {
         }
         let host = read_request();
         if end_of_stream || !input.as_deref().is_some_and(request::mentions_content_digest) {
-            return decide(&shared, host, Phase::Headers);
+            let (verdict, us) = evaluate(cfg, host);
+            return decide(&shared, verdict, us, Phase::Headers);
         }
         // The signature may cover `content-digest`, which needs the body. Envoy cannot show a
         // filter the body before it lets the headers go (proxy-wasm turns a pause here into
-        // StopAllIterationAndWatermark), so: reject now whatever fails before the digest step;
-        // otherwise let the headers go without a verdict header and decide on the whole body,
-        // which is held back until then (a rejection then resets the upstream request).
-        let (early, _) = evaluate(&shared.config, host.clone(), false);
-        match early {
-            Verdict::Rejected(r) if r.reason != Reason::ContentDigestUnsupported => {
-                decide(&shared, host, Phase::Headers)
-            }
+        // StopAllIterationAndWatermark). Without a body core skips the digest check; so a
+        // rejection now is final, while a signature that verifies still needs its digest
+        // checked: the headers go on without a verdict header, the body is held back, and the
+        // whole request is decided at its end (a rejection then resets the upstream request).
+        let (verdict, us) = evaluate(cfg, host.clone());
+        match verdict {
+            Verdict::Rejected(_) => decide(&shared, verdict, us, Phase::Headers),
             _ => {
                 self.awaiting_body = Some(host);
                 Action::Continue
@@ -151,12 +151,23 @@ impl HttpContext for Http {
             return Action::Pause; // buffer: nothing of the body goes upstream yet
         }
         let Some(mut host) = self.awaiting_body.take() else { return Action::Continue };
-        host.body = if too_large {
-            None // core answers content_digest_unsupported: the body is not available
-        } else {
-            hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size).ok().flatten().or(Some(Vec::new()))
+        if !too_large {
+            host.body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size).ok().flatten();
+            host.body.get_or_insert_with(Vec::new);
+        }
+        let (verdict, us) = evaluate(&shared.config, host);
+        // Without the body core skips the digest check: a body too large to hold can never
+        // pass as verified.
+        let verdict = match verdict {
+            Verdict::Verified(v) if too_large => Verdict::Rejected(Rejected {
+                reason: Reason::ContentDigestUnsupported,
+                label: Some(v.label),
+                agent: v.agent,
+                keyid: Some(v.keyid),
+            }),
+            other => other,
         };
-        decide(&shared, host, Phase::Body)
+        decide(&shared, verdict, us, Phase::Body)
     }
 }
 
@@ -176,24 +187,30 @@ fn read_request() -> HostRequest {
     }
 }
 
-/// Verify the request and (with `replay`) check its nonce; returns the verdict and the time
-/// it took in microseconds.
-fn evaluate(cfg: &Config, host: HostRequest, replay: bool) -> (Verdict, u64) {
+/// The verifier's clock: the testing override, else the host's (unix seconds).
+fn now(cfg: &Config) -> u64 {
+    cfg.testing_fixed_now.unwrap_or_else(|| now_us() / 1_000_000)
+}
+
+/// Verify the request; returns the verdict and the time it took in microseconds.
+fn evaluate(cfg: &Config, host: HostRequest) -> (Verdict, u64) {
     let start = now_us();
-    let now = cfg.testing_fixed_now.unwrap_or(start / 1_000_000);
     let req = request::build(host, cfg.scheme.as_deref(), cfg.authority);
-    let mut verdict = verify(&req, &cfg.keyring, &cfg.policy, now);
-    if let (true, Some(r)) = (replay, &cfg.replay) {
-        let per_shard = r.capacity.div_ceil(replay::SHARDS as usize);
-        verdict = check_replay(verdict, &mut SharedStore { namespace: &r.namespace, per_shard }, &cfg.policy, now);
-    }
+    let verdict = verify(&req, &cfg.keyring, &cfg.policy, now(cfg));
     (verdict, now_us().saturating_sub(start))
 }
 
-/// Verify, record (metrics, one log line), and act on the verdict.
-fn decide(shared: &Shared, host: HostRequest, phase: Phase) -> Action {
+/// Check the nonce (replay cache), record (metrics, one log line), and act on the verdict.
+fn decide(shared: &Shared, verdict: Verdict, verify_us: u64, phase: Phase) -> Action {
     let cfg = &shared.config;
-    let (verdict, verify_us) = evaluate(cfg, host, true);
+    let verdict = match &cfg.replay {
+        Some(r) => {
+            let per_shard = r.capacity.div_ceil(replay::SHARDS as usize);
+            let mut store = SharedStore { namespace: &r.namespace, per_shard };
+            check_replay(verdict, &mut store, &cfg.policy, now(cfg))
+        }
+        None => verdict,
+    };
     shared.metrics.record(&cfg.stat_prefix, &verdict, &cfg.agents, verify_us);
     let mode = match cfg.policy.mode {
         Mode::Enforce => "enforce",

@@ -311,14 +311,19 @@ fn values<'a>(seen: &'a [(String, String)], name: &str) -> Vec<&'a str> {
     seen.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect()
 }
 
-/// Whether the filter decides on the body: a body is sent and `Signature-Input` names
-/// `content-digest`.
+/// Whether the filter decides on the body: a body is sent, `Signature-Input` names
+/// `content-digest`, and without the body (core then skips the digest) it verifies.
 fn decided_on_body(case: &Case) -> bool {
-    case.request.body.is_some()
-        && case.request.headers.iter().any(|(n, v)| {
-            n.eq_ignore_ascii_case("signature-input")
-                && botauth_proxy_wasm::request::mentions_content_digest(v.as_bytes())
-        })
+    let mentions = case.request.headers.iter().any(|(n, v)| {
+        n.eq_ignore_ascii_case("signature-input") && botauth_proxy_wasm::request::mentions_content_digest(v.as_bytes())
+    });
+    if case.request.body.is_none() || !mentions {
+        return false;
+    }
+    let mut req = case.request();
+    req.body = None;
+    let keys = case.keyring().unwrap_or_default();
+    verify(&req, &keys, &case.policy(), case.now).is_verified()
 }
 
 /// Check one response against core's verdict on the case (enforce mode).
@@ -582,6 +587,26 @@ fn replay_is_429_with_retry_after() {
     let res = send(port, &case, &[]);
     assert_eq!(res.status, 429, "{}", res.text());
     assert_eq!(res.header("retry-after"), Some("7"));
+}
+
+/// A body over `max_body_bytes` is not held back, so its digest cannot be checked: the
+/// request is rejected (`content_digest_unsupported`), never verified without the digest.
+#[test]
+fn oversized_body_is_not_verified() {
+    let case = fixture::all_cases()
+        .into_iter()
+        .find(|c| c.runs_on("envoy") && decided_on_body(c) && c.expect.verdict == ExpectedVerdict::Verified)
+        .unwrap_or_else(|| panic!("no verified content-digest case with a body"));
+    let mut config = plugin_config(&case, "enforce", Some("oversized")).unwrap_or_else(|e| panic!("{e}"));
+    let (_envoy, origin, port) = single(config.clone());
+    assert_eq!(send(port, &case, &[]).status, 200, "within the limit it verifies");
+    drop((_envoy, origin));
+    config["max_body_bytes"] = 4.into();
+    let (_envoy, origin, port) = single(config);
+    let res = send(port, &case, &[]);
+    assert_eq!(res.status, 400, "{}", res.text());
+    assert_eq!(res.json().map(|p| p["code"].clone()).unwrap_or_default(), "content_digest_unsupported");
+    assert!(origin.seen().is_empty(), "the request must not reach the origin whole");
 }
 
 /// A bad plugin configuration stops Envoy from starting, with a log line naming the problem.
