@@ -83,7 +83,7 @@ fn main(mut req: Request) -> Result<Response, fastly::Error> {
     let mut resp = match sent {
         Ok(resp) => resp,
         Err(e) => {
-            log::config_problem(&format!("backend request failed: {e}"));
+            log::warning(&format!("backend request failed: {e}"));
             response::bad_gateway()
         }
     };
