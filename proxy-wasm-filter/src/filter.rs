@@ -123,21 +123,27 @@ impl HttpContext for Http {
         let host = read_request();
         if end_of_stream || !input.as_deref().is_some_and(request::mentions_content_digest) {
             let (verdict, us) = evaluate(cfg, host);
-            return decide(&shared, verdict, us, Phase::Headers);
+            return decide(&shared, replay_check(cfg, verdict), us, Phase::Headers);
         }
         // The signature may cover `content-digest`, which needs the body. Envoy cannot show a
         // filter the body before it lets the headers go (proxy-wasm turns a pause here into
-        // StopAllIterationAndWatermark). Without a body core skips the digest check; so a
-        // rejection now is final, while a signature that verifies still needs its digest
-        // checked: the headers go on without a verdict header, the body is held back, and the
-        // whole request is decided at its end (a rejection then resets the upstream request).
+        // StopAllIterationAndWatermark). Without a body core skips only the digest check, so:
+        // a rejection now is final; a signature that verifies has its nonce recorded now and
+        // its digest checked when the whole body is in, which is held back until then. In
+        // enforce mode the verdict header goes with the headers (a digest failure resets the
+        // upstream request before any of its body arrives, so the claim never covers a body
+        // the origin receives); in monitor mode, which forwards failures, it is not sent.
         let (verdict, us) = evaluate(cfg, host.clone());
+        let verdict = replay_check(cfg, verdict);
         match verdict {
-            Verdict::Rejected(_) => decide(&shared, verdict, us, Phase::Headers),
-            _ => {
+            Verdict::Verified(_) => {
+                if cfg.policy.mode == Mode::Enforce {
+                    set_verdict_header(cfg, &verdict);
+                }
                 self.awaiting_body = Some(host);
                 Action::Continue
             }
+            _ => decide(&shared, verdict, us, Phase::Headers),
         }
     }
 
@@ -200,17 +206,28 @@ fn evaluate(cfg: &Config, host: HostRequest) -> (Verdict, u64) {
     (verdict, now_us().saturating_sub(start))
 }
 
-/// Check the nonce (replay cache), record (metrics, one log line), and act on the verdict.
-fn decide(shared: &Shared, verdict: Verdict, verify_us: u64, phase: Phase) -> Action {
-    let cfg = &shared.config;
-    let verdict = match &cfg.replay {
+/// Turn a verified verdict into a replay when its nonce was seen (records the nonce).
+fn replay_check(cfg: &Config, verdict: Verdict) -> Verdict {
+    match &cfg.replay {
         Some(r) => {
             let per_shard = r.capacity.div_ceil(replay::SHARDS as usize);
             let mut store = SharedStore { namespace: &r.namespace, per_shard };
             check_replay(verdict, &mut store, &cfg.policy, now(cfg))
         }
         None => verdict,
-    };
+    }
+}
+
+fn set_verdict_header(cfg: &Config, verdict: &Verdict) {
+    if let Some(value) = verdict_header(verdict) {
+        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, &cfg.verdict_header, Some(&value));
+    }
+}
+
+/// Record (metrics, one log line) and act on the verdict. The nonce has been checked in the
+/// headers phase already ([`replay_check`]).
+fn decide(shared: &Shared, verdict: Verdict, verify_us: u64, phase: Phase) -> Action {
+    let cfg = &shared.config;
     shared.metrics.record(&cfg.stat_prefix, &verdict, &cfg.agents, verify_us);
     let mode = match cfg.policy.mode {
         Mode::Enforce => "enforce",
@@ -226,8 +243,8 @@ fn decide(shared: &Shared, verdict: Verdict, verify_us: u64, phase: Phase) -> Ac
             Action::Pause
         }
         _ => {
-            if let (Phase::Headers, Some(value)) = (phase, verdict_header(&verdict)) {
-                let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, &cfg.verdict_header, Some(&value));
+            if phase == Phase::Headers {
+                set_verdict_header(cfg, &verdict);
             }
             Action::Continue
         }

@@ -358,10 +358,7 @@ fn check(case: &Case, res: &Response) -> Result<(), String> {
             }
             let seen = seen_headers(res);
             let got = values(&seen, "botauth-verdict");
-            // A verdict reached on the body comes after the headers went upstream (Envoy
-            // shows a proxy-wasm filter the body only then): no verdict header is possible.
-            let want: Vec<String> =
-                if decided_on_body(case) { Vec::new() } else { verdict_header(&native).into_iter().collect() };
+            let want: Vec<String> = verdict_header(&native).into_iter().collect();
             if got != want {
                 return Err(format!("origin saw botauth-verdict {got:?}, expected {want:?}"));
             }
