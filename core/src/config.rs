@@ -15,8 +15,17 @@ use crate::policy::{Limits, Mode, Policy};
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
+    /// `"web-bot-auth"` (default) or `"rfc9421"` (plain RFC 9421: no tag, window or
+    /// coverage rules; `keyid` may be a JWK `kid`). Other members refine the profile.
+    pub profile: Option<String>,
     /// `"enforce"` (default) or `"monitor"`.
     pub mode: Option<String>,
+    /// The tag the verified signature must carry (default `web-bot-auth`).
+    pub tag: Option<String>,
+    /// The label to verify when the profile has no tag.
+    pub label: Option<String>,
+    /// Let `keyid` match a JWK `kid` as well as its thumbprint.
+    pub allow_kid_keyid: Option<bool>,
     /// Maximum `expires - created`, seconds (default 86400; at most 7 days).
     pub max_validity: Option<u64>,
     /// Clock skew, seconds (default 60; at most 600).
@@ -52,8 +61,12 @@ pub struct LimitsConfig {
 pub enum ConfigError {
     /// Not valid JSON of the expected shape (serde's message, which names the member).
     Json(String),
+    /// `profile` is neither `web-bot-auth` nor `rfc9421`.
+    InvalidProfile,
     /// `mode` is neither `enforce` nor `monitor`.
     InvalidMode,
+    /// `tag` or `label` is empty.
+    EmptyTagOrLabel,
     /// `max_validity` is 0 or above 7 days.
     MaxValidityOutOfRange,
     /// `clock_skew` is above 600 s.
@@ -68,7 +81,9 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Json(e) => write!(f, "invalid policy JSON: {e}"),
+            Self::InvalidProfile => f.write_str("profile must be \"web-bot-auth\" or \"rfc9421\""),
             Self::InvalidMode => f.write_str("mode must be \"enforce\" or \"monitor\""),
+            Self::EmptyTagOrLabel => f.write_str("tag and label must not be empty"),
             Self::MaxValidityOutOfRange => f.write_str("max_validity must be between 1 and 604800 seconds"),
             Self::ClockSkewOutOfRange => f.write_str("clock_skew must be at most 600 seconds"),
             Self::ZeroLimit(name) => write!(f, "limits.{name} must be greater than 0"),
@@ -92,7 +107,24 @@ impl PolicyConfig {
 
     /// Validate into a Web Bot Auth [`Policy`].
     pub fn to_policy(&self) -> Result<Policy, ConfigError> {
-        let mut p = Policy::web_bot_auth();
+        let mut p = match self.profile.as_deref() {
+            None | Some("web-bot-auth") => Policy::web_bot_auth(),
+            Some("rfc9421") => Policy::rfc9421(),
+            Some(_) => return Err(ConfigError::InvalidProfile),
+        };
+        if let Some(tag) = &self.tag {
+            if tag.is_empty() {
+                return Err(ConfigError::EmptyTagOrLabel);
+            }
+            p.tag = Some(tag.clone());
+        }
+        if let Some(label) = &self.label {
+            if label.is_empty() {
+                return Err(ConfigError::EmptyTagOrLabel);
+            }
+            p.label = Some(label.clone());
+        }
+        p.allow_kid_keyid = self.allow_kid_keyid.unwrap_or(p.allow_kid_keyid);
         p.mode = match self.mode.as_deref() {
             None | Some("enforce") => Mode::Enforce,
             Some("monitor") => Mode::Monitor,
@@ -162,6 +194,12 @@ mod tests {
         assert_eq!(PolicyConfig::default().to_policy().unwrap(), Policy::web_bot_auth());
         let err = |j: &str| PolicyConfig::from_json(j.as_bytes()).and_then(|c| c.to_policy()).unwrap_err();
         assert_eq!(err(r#"{"mode":"off"}"#), ConfigError::InvalidMode);
+        assert_eq!(err(r#"{"profile":"loose"}"#), ConfigError::InvalidProfile);
+        assert_eq!(err(r#"{"tag":""}"#), ConfigError::EmptyTagOrLabel);
+        let rfc = PolicyConfig::from_json(br#"{"profile":"rfc9421","label":"sig-b26"}"#).unwrap().to_policy().unwrap();
+        assert_eq!(rfc.tag, None);
+        assert_eq!(rfc.label.as_deref(), Some("sig-b26"));
+        assert!(rfc.allow_kid_keyid);
         assert_eq!(err(r#"{"max_validity":0}"#), ConfigError::MaxValidityOutOfRange);
         assert_eq!(err(r#"{"clock_skew":601}"#), ConfigError::ClockSkewOutOfRange);
         assert_eq!(err(r#"{"limits":{"max_signature_len":0}}"#), ConfigError::ZeroLimit("max_signature_len"));

@@ -23,12 +23,17 @@ pub const RETRY_AFTER_SECS: u64 = 60;
 /// The RFC 9457 problem document for a rejection. Holds only the code, a fixed title and
 /// the status: never request data.
 pub fn problem_json(reason: Reason) -> String {
-    let status = reason.status().code();
+    problem(reason.code(), reason.title(), reason.status().code())
+}
+
+/// A problem document for a host-side condition that is not a [`Reason`] (e.g.
+/// `configuration_error`, `rate_limited`), in the same shape as [`problem_json`].
+pub fn problem(code: &str, title: &str, status: u16) -> String {
     let body = serde_json::json!({
-        "type": alloc::format!("{PROBLEM_TYPE_PREFIX}{}", reason.code()),
-        "title": reason.title(),
+        "type": alloc::format!("{PROBLEM_TYPE_PREFIX}{code}"),
+        "title": title,
         "status": status,
-        "code": reason.code(),
+        "code": code,
     });
     body.to_string()
 }
