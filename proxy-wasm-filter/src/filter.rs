@@ -175,6 +175,15 @@ impl HttpContext for Http {
         };
         decide(&shared, verdict, us, Phase::Body)
     }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        // Trailers end a body that never reported its end: fail closed rather than let a body
+        // with an unchecked digest through.
+        let (Some(shared), Some(_)) = (self.shared.clone(), self.awaiting_body.take()) else {
+            return Action::Continue;
+        };
+        decide(&shared, Reason::ContentDigestUnsupported.into(), 0, Phase::Body)
+    }
 }
 
 /// Where a decision is taken: the headers can still be changed, or they have gone upstream.
