@@ -109,6 +109,19 @@ fn render(admin: u16, origin: u16, listeners: &[Listener]) -> String {
     format!("{before}{}{after}", listener_yaml(listeners, &wasm()))
 }
 
+/// `n` distinct ports that were free on 127.0.0.1 a moment ago (each `free_port` call closes
+/// its socket, so two calls may return the same port).
+fn ports(n: usize) -> Vec<u16> {
+    let mut out: Vec<u16> = Vec::with_capacity(n);
+    while out.len() < n {
+        let p = free_port().unwrap_or_else(|e| panic!("free port: {e}"));
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
+}
+
 // ---- a running Envoy -----------------------------------------------------------------
 
 static RUN: AtomicUsize = AtomicUsize::new(0);
@@ -197,13 +210,9 @@ impl Drop for Envoy {
 fn plugin_config(case: &Case, mode: &str, namespace: Option<&str>) -> Result<Value, String> {
     let o = &case.policy;
     let unsupported: Vec<&str> = [
-        ("profile", o.profile != Profile::WebBotAuth),
-        ("tag", o.tag.is_some()),
-        ("label", o.label.is_some()),
         ("require_created", o.require_created.is_some()),
         ("require_expires", o.require_expires.is_some()),
         ("require_authority", o.require_authority.is_some()),
-        ("allow_kid_keyid", o.allow_kid_keyid.is_some()),
     ]
     .into_iter()
     .filter_map(|(name, set)| set.then_some(name))
@@ -212,7 +221,13 @@ fn plugin_config(case: &Case, mode: &str, namespace: Option<&str>) -> Result<Val
         return Err(format!("policy members that are not plugin settings: {}", unsupported.join(", ")));
     }
     let mut policy = json!({ "mode": mode });
+    if o.profile == Profile::Rfc9421 {
+        policy["profile"] = "rfc9421".into();
+    }
     for (name, value) in [
+        ("tag", o.tag.clone().map(Value::from)),
+        ("label", o.label.clone().map(Value::from)),
+        ("allow_kid_keyid", o.allow_kid_keyid.map(Value::from)),
         ("max_validity", o.max_validity.map(Value::from)),
         ("clock_skew", o.clock_skew.map(Value::from)),
         ("require_nonce", o.require_nonce.map(Value::from)),
@@ -414,13 +429,12 @@ fn fixture_suite_through_envoy() {
     }
     assert!(inexpressible.len() * 10 <= cases.len(), "too many cases not expressible: {inexpressible:#?}");
     let origin = Origin::start().unwrap_or_else(|e| panic!("origin: {e}"));
-    let admin = free_port().unwrap_or(0);
-    let listeners: Vec<Listener> = groups
-        .values()
-        .map(|(config, _)| Listener { port: free_port().unwrap_or(0), config: config.clone() })
-        .collect();
-    let ports: Vec<u16> = listeners.iter().map(|l| l.port).collect();
-    let envoy = Envoy::start(&render(admin, origin.port(), &listeners), admin, &ports);
+    let mut free = ports(groups.len() + 1);
+    let admin = free.pop().unwrap_or(0);
+    let listeners: Vec<Listener> =
+        groups.values().zip(free).map(|((config, _), port)| Listener { port, config: config.clone() }).collect();
+    let listener_ports: Vec<u16> = listeners.iter().map(|l| l.port).collect();
+    let envoy = Envoy::start(&render(admin, origin.port(), &listeners), admin, &listener_ports);
 
     for (name, _, why) in ENVOY_DEVIATIONS {
         println!("Envoy deviation (asserted): {name}: {why}");
@@ -503,7 +517,10 @@ fn tampered(case: &Case) -> Case {
 /// One Envoy from the example with `config`; returns it with the origin and listener port.
 fn single(config: Value) -> (Envoy, Origin, u16) {
     let origin = Origin::start().unwrap_or_else(|e| panic!("origin: {e}"));
-    let (admin, port) = (free_port().unwrap_or(0), free_port().unwrap_or(0));
+    let (admin, port) = match ports(2)[..] {
+        [a, p] => (a, p),
+        _ => unreachable!(),
+    };
     let envoy = Envoy::start(&render(admin, origin.port(), &[Listener { port, config }]), admin, &[port]);
     (envoy, origin, port)
 }
@@ -622,7 +639,10 @@ fn bad_configuration_is_refused() {
         (mode, "policy: mode must be \"enforce\" or \"monitor\""),
         (keys, "keys: at least one agent with a JWK Set is required"),
     ] {
-        let (admin, port) = (free_port().unwrap_or(0), free_port().unwrap_or(0));
+        let (admin, port) = match ports(2)[..] {
+            [a, p] => (a, p),
+            _ => unreachable!(),
+        };
         let yaml = render(admin, 9, &[Listener { port, config }]);
         let mut envoy = Envoy::spawn(Envoy::dir(), &yaml, admin);
         let status = envoy.child.wait_timeout(Duration::from_secs(60)).ok().flatten();
@@ -642,7 +662,10 @@ fn bad_configuration_is_refused() {
 fn hot_reload_via_lds() {
     let case = verified_case();
     let origin = Origin::start().unwrap_or_else(|e| panic!("origin: {e}"));
-    let (admin, port) = (free_port().unwrap_or(0), free_port().unwrap_or(0));
+    let (admin, port) = match ports(2)[..] {
+        [a, p] => (a, p),
+        _ => unreachable!(),
+    };
     let dir = Envoy::dir();
     let lds = |mode: &str, extra: Option<(&str, Value)>| {
         let mut config = plugin_config(&case, mode, Some("reload")).unwrap_or_else(|e| panic!("{e}"));
@@ -782,8 +805,10 @@ fn load_bench() {
     let seconds: u64 = std::env::var("BOTAUTH_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     let case = verified_case();
     let origin = Origin::start().unwrap_or_else(|e| panic!("origin: {e}"));
-    let admin = free_port().unwrap_or(0);
-    let (plain, filtered) = (free_port().unwrap_or(0), free_port().unwrap_or(0));
+    let (admin, plain, filtered) = match ports(3)[..] {
+        [a, p, f] => (a, p, f),
+        _ => unreachable!(),
+    };
     let config = plugin_config(&case, "enforce", None).unwrap_or_else(|e| panic!("{e}"));
     let with_filter = render(admin, origin.port(), &[Listener { port: filtered, config }]);
     // The same listener once more without the wasm filter, on its own port.
