@@ -1,7 +1,7 @@
 //! Responses the service makes itself: RFC 9457 problem documents, never cached, never
 //! echoing request data.
 
-use botauth_core::outcome::{problem_json, PROBLEM_JSON, PROBLEM_TYPE_PREFIX, RETRY_AFTER_SECS};
+use botauth_core::outcome::{self, problem_json, PROBLEM_JSON, RETRY_AFTER_SECS};
 use botauth_core::Reason;
 use fastly::http::{header, StatusCode};
 use fastly::Response;
@@ -21,36 +21,21 @@ pub fn rejected(reason: Reason) -> Response {
 
 /// A verified agent over its rate limit (Edge Rate Limiting): 429 until the penalty ends.
 pub fn rate_limited(retry_after_secs: u32) -> Response {
-    let body = serde_json::json!({
-        "type": format!("{PROBLEM_TYPE_PREFIX}rate_limited"),
-        "title": "the agent is over its rate limit",
-        "status": 429,
-        "code": "rate_limited",
-    });
-    problem(StatusCode::TOO_MANY_REQUESTS, body.to_string())
+    let body = outcome::problem("rate_limited", "the agent is over its rate limit", 429);
+    problem(StatusCode::TOO_MANY_REQUESTS, body)
         .with_header(header::RETRY_AFTER, retry_after_secs.to_string())
 }
 
 /// Signed requests while the keys or settings are unusable: fail closed with 503.
 pub fn unavailable() -> Response {
-    let body = serde_json::json!({
-        "type": format!("{PROBLEM_TYPE_PREFIX}{CONFIG_ERROR_CODE}"),
-        "title": "signature verification is not configured correctly",
-        "status": 503,
-        "code": CONFIG_ERROR_CODE,
-    });
-    problem(StatusCode::SERVICE_UNAVAILABLE, body.to_string())
+    let body = outcome::problem(CONFIG_ERROR_CODE, "signature verification is not configured correctly", 503);
+    problem(StatusCode::SERVICE_UNAVAILABLE, body)
 }
 
 /// The origin could not be reached.
 pub fn bad_gateway() -> Response {
-    let body = serde_json::json!({
-        "type": format!("{PROBLEM_TYPE_PREFIX}origin_unreachable"),
-        "title": "the origin could not be reached",
-        "status": 502,
-        "code": "origin_unreachable",
-    });
-    problem(StatusCode::BAD_GATEWAY, body.to_string())
+    let body = outcome::problem("origin_unreachable", "the origin could not be reached", 502);
+    problem(StatusCode::BAD_GATEWAY, body)
 }
 
 fn problem(status: StatusCode, body: String) -> Response {

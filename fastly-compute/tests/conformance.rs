@@ -23,16 +23,10 @@ use fixture::{Case, ExpectedVerdict, Profile};
 /// service (production settings accept `botauth_core::config::PolicyConfig` only).
 fn policy_item(case: &Case) -> Result<String, String> {
     let o = &case.policy;
-    if o.profile == Profile::Rfc9421 {
-        return Err("profile rfc9421 is not an operator setting".into());
-    }
     for (name, set) in [
-        ("tag", o.tag.is_some()),
-        ("label", o.label.is_some()),
         ("require_created", o.require_created.is_some()),
         ("require_expires", o.require_expires.is_some()),
         ("require_authority", o.require_authority.is_some()),
-        ("allow_kid_keyid", o.allow_kid_keyid.is_some()),
     ] {
         if set {
             return Err(format!("policy override `{name}` is not an operator setting"));
@@ -46,9 +40,21 @@ fn policy_item(case: &Case) -> Result<String, String> {
     }
     let mut p = serde_json::Map::new();
     p.insert("mode".into(), "enforce".into());
+    if o.profile == Profile::Rfc9421 {
+        p.insert("profile".into(), "rfc9421".into());
+    }
     let mut put = |k: &str, v: serde_json::Value| {
         p.insert(k.into(), v);
     };
+    if let Some(v) = &o.tag {
+        put("tag", v.as_str().into());
+    }
+    if let Some(v) = &o.label {
+        put("label", v.as_str().into());
+    }
+    if let Some(v) = o.allow_kid_keyid {
+        put("allow_kid_keyid", v.into());
+    }
     if let Some(v) = o.max_validity {
         put("max_validity", v.into());
     }
