@@ -4,9 +4,9 @@
 //! ARCHITECTURE §3); each backend exports the same two names.
 
 #[cfg(feature = "ed25519-compact")]
-mod compact;
+pub mod compact;
 #[cfg(feature = "ed25519-dalek")]
-mod dalek;
+pub mod dalek;
 
 #[cfg(all(feature = "ed25519-compact", not(feature = "ed25519-dalek")))]
 use compact as backend;
@@ -30,6 +30,19 @@ pub fn verify(public_key: &[u8; PUBLIC_KEY_LEN], message: &[u8], signature: &[u8
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// With both backends compiled in, they agree on valid and invalid signatures.
+    #[cfg(all(feature = "ed25519-compact", feature = "ed25519-dalek"))]
+    #[test]
+    fn backends_agree() {
+        let pk: [u8; 32] = hex("3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c");
+        let sig: [u8; 64] = hex(
+            "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
+        );
+        for msg in [&[0x72][..], &[0x73][..]] {
+            assert_eq!(compact::verify(&pk, msg, &sig), dalek::verify(&pk, msg, &sig));
+        }
+    }
 
     /// RFC 8032 §7.1 TEST 2 (one-byte message).
     #[test]
