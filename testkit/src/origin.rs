@@ -99,6 +99,7 @@ impl Drop for Origin {
 /// Serve requests on one connection (keep-alive) until it closes.
 fn serve(stream: TcpStream, seen: &Mutex<Vec<Seen>>) -> io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_nodelay(true)?;
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     loop {
@@ -148,13 +149,15 @@ fn serve(stream: TcpStream, seen: &Mutex<Vec<Seen>>) -> io::Result<()> {
         if let Ok(mut s) = seen.lock() {
             s.push(record);
         }
-        write!(
-            writer,
+        // One write with TCP_NODELAY: split writes stall on delayed ACKs (~40 ms) behind proxies.
+        let mut response = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{}\r\n",
             json.len(),
             if close { "connection: close\r\n" } else { "" }
-        )?;
-        writer.write_all(&json)?;
+        )
+        .into_bytes();
+        response.extend_from_slice(&json);
+        writer.write_all(&response)?;
         writer.flush()?;
         if close {
             return Ok(());
