@@ -57,7 +57,9 @@ fn test(args: &[String]) -> Result<(), String> {
         ("native tests (ed25519-compact)", util::native_tests),
         ("core tests (ed25519-dalek)", util::dalek_tests),
     ];
-    if !quick {
+    if quick {
+        steps.push(("adapter tests that need no host (Kong shapes, examples)", util::adapter_native_tests));
+    } else {
         steps.extend([
             ("core conformance in wasm32-unknown-unknown (node)", util::wasm_tests as StepFn),
             ("interop with independent implementations", interop::test),

@@ -112,3 +112,9 @@ pub fn wasm_tests() -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The filter's request-reading layer fed Kong-shaped input, and the shipped examples:
+/// no Envoy needed (the full run covers them inside `envoy::test`).
+pub fn adapter_native_tests() -> Result<(), String> {
+    run(cargo().args(["test", "-p", "botauth-proxy-wasm", "--lib", "--test", "kong_shape", "--test", "examples"]))
+}
