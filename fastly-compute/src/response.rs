@@ -22,8 +22,7 @@ pub fn rejected(reason: Reason) -> Response {
 /// A verified agent over its rate limit (Edge Rate Limiting): 429 until the penalty ends.
 pub fn rate_limited(retry_after_secs: u32) -> Response {
     let body = outcome::problem("rate_limited", "the agent is over its rate limit", 429);
-    problem(StatusCode::TOO_MANY_REQUESTS, body)
-        .with_header(header::RETRY_AFTER, retry_after_secs.to_string())
+    problem(StatusCode::TOO_MANY_REQUESTS, body).with_header(header::RETRY_AFTER, retry_after_secs.to_string())
 }
 
 /// Signed requests while the keys or settings are unusable: fail closed with 503.

@@ -17,79 +17,12 @@ use std::collections::BTreeMap;
 use botauth_core::{Verdict, Verified};
 use botauth_testkit::origin::Origin;
 use common::{jwks_item_key, Service, Setup};
-use fixture::{Case, ExpectedVerdict, Profile};
+use fixture::{Case, ExpectedVerdict};
 
 /// The `policy` settings item for a case, or why the case cannot be configured on the
 /// service (production settings accept `botauth_core::config::PolicyConfig` only).
 fn policy_item(case: &Case) -> Result<String, String> {
-    let o = &case.policy;
-    for (name, set) in [
-        ("require_created", o.require_created.is_some()),
-        ("require_expires", o.require_expires.is_some()),
-        ("require_authority", o.require_authority.is_some()),
-    ] {
-        if set {
-            return Err(format!("policy override `{name}` is not an operator setting"));
-        }
-    }
-    if o.max_validity.is_some_and(|v| v == 0 || v > botauth_core::config::MAX_CONFIGURABLE_VALIDITY) {
-        return Err("max_validity beyond the configurable 7 days".into());
-    }
-    if o.clock_skew.is_some_and(|v| v > botauth_core::config::MAX_CONFIGURABLE_SKEW) {
-        return Err("clock_skew beyond the configurable 600 s".into());
-    }
-    let mut p = serde_json::Map::new();
-    p.insert("mode".into(), "enforce".into());
-    if o.profile == Profile::Rfc9421 {
-        p.insert("profile".into(), "rfc9421".into());
-    }
-    let mut put = |k: &str, v: serde_json::Value| {
-        p.insert(k.into(), v);
-    };
-    if let Some(v) = &o.tag {
-        put("tag", v.as_str().into());
-    }
-    if let Some(v) = &o.label {
-        put("label", v.as_str().into());
-    }
-    if let Some(v) = o.allow_kid_keyid {
-        put("allow_kid_keyid", v.into());
-    }
-    if let Some(v) = o.max_validity {
-        put("max_validity", v.into());
-    }
-    if let Some(v) = o.clock_skew {
-        put("clock_skew", v.into());
-    }
-    if let Some(v) = o.require_nonce {
-        put("require_nonce", v.into());
-    }
-    if let Some(v) = o.require_signature_agent {
-        put("require_signature_agent", v.into());
-    }
-    if let Some(v) = o.require_agent_coverage {
-        put("require_agent_coverage", v.into());
-    }
-    if let Some(v) = &o.required_components {
-        put("required_components", serde_json::json!(v));
-    }
-    if let Some(l) = o.limits {
-        let mut m = serde_json::Map::new();
-        for (k, v) in [
-            ("max_signature_input_len", l.max_signature_input_len),
-            ("max_signature_len", l.max_signature_len),
-            ("max_signature_agent_len", l.max_signature_agent_len),
-            ("max_covered_field_len", l.max_covered_field_len),
-            ("max_signatures", l.max_signatures),
-            ("max_components", l.max_components),
-        ] {
-            if let Some(v) = v {
-                m.insert(k.into(), v.into());
-            }
-        }
-        put("limits", serde_json::Value::Object(m));
-    }
-    Ok(serde_json::Value::Object(p).to_string())
+    case.policy_config("enforce").map(|p| p.to_string())
 }
 
 /// The Viceroy configuration of a case.

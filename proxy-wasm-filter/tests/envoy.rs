@@ -23,7 +23,7 @@ use botauth_core::{check_replay, verify, MemoryNonceStore, Verdict};
 use botauth_testkit::origin::Origin;
 use botauth_testkit::raw_http::{self, Response};
 use botauth_testkit::{free_port, wait_for_port, ChildGuard};
-use fixture::{Case, ExpectedVerdict, Profile};
+use fixture::{Case, ExpectedVerdict};
 use serde_json::{json, Value};
 
 const EXAMPLE: &str = include_str!("../../examples/envoy/envoy.yaml");
@@ -208,53 +208,7 @@ impl Drop for Envoy {
 /// clock, with the replay cache in `namespace` (`None`: off); or why the plugin
 /// configuration cannot express the case's policy.
 fn plugin_config(case: &Case, mode: &str, namespace: Option<&str>) -> Result<Value, String> {
-    let o = &case.policy;
-    let unsupported: Vec<&str> = [
-        ("require_created", o.require_created.is_some()),
-        ("require_expires", o.require_expires.is_some()),
-        ("require_authority", o.require_authority.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(name, set)| set.then_some(name))
-    .collect();
-    if !unsupported.is_empty() {
-        return Err(format!("policy members that are not plugin settings: {}", unsupported.join(", ")));
-    }
-    let mut policy = json!({ "mode": mode });
-    if o.profile == Profile::Rfc9421 {
-        policy["profile"] = "rfc9421".into();
-    }
-    for (name, value) in [
-        ("tag", o.tag.clone().map(Value::from)),
-        ("label", o.label.clone().map(Value::from)),
-        ("allow_kid_keyid", o.allow_kid_keyid.map(Value::from)),
-        ("max_validity", o.max_validity.map(Value::from)),
-        ("clock_skew", o.clock_skew.map(Value::from)),
-        ("require_nonce", o.require_nonce.map(Value::from)),
-        ("require_signature_agent", o.require_signature_agent.map(Value::from)),
-        ("require_agent_coverage", o.require_agent_coverage.map(Value::from)),
-        ("required_components", o.required_components.clone().map(Value::from)),
-    ] {
-        if let Some(v) = value {
-            policy[name] = v;
-        }
-    }
-    if let Some(l) = o.limits {
-        let mut limits = json!({});
-        for (name, v) in [
-            ("max_signature_input_len", l.max_signature_input_len),
-            ("max_signature_len", l.max_signature_len),
-            ("max_signature_agent_len", l.max_signature_agent_len),
-            ("max_covered_field_len", l.max_covered_field_len),
-            ("max_signatures", l.max_signatures),
-            ("max_components", l.max_components),
-        ] {
-            if let Some(v) = v {
-                limits[name] = v.into();
-            }
-        }
-        policy["limits"] = limits;
-    }
+    let policy = case.policy_config(mode)?;
     let mut keys: serde_json::Map<String, Value> = case.keys.clone().into_iter().collect();
     // The plugin refuses a configuration without usable keys; a case that trusts none gets
     // an unrelated agent's key, which no request of the case names or signs with.

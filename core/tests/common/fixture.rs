@@ -231,6 +231,71 @@ impl Case {
         Ok(ring)
     }
 
+    /// The operator policy configuration (`botauth_core::config::PolicyConfig` JSON) that
+    /// expresses this case's policy in `mode`, for host runners; `Err` says why the case's
+    /// policy is not an operator setting. The result is checked to yield exactly
+    /// [`Case::policy`] (mode aside).
+    pub fn policy_config(&self, mode: &str) -> Result<serde_json::Value, String> {
+        use serde_json::Value;
+        let o = &self.policy;
+        let unsupported: Vec<&str> = [
+            ("require_created", o.require_created.is_some()),
+            ("require_expires", o.require_expires.is_some()),
+            ("require_authority", o.require_authority.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect();
+        if !unsupported.is_empty() {
+            return Err(format!("policy members that are not operator settings: {}", unsupported.join(", ")));
+        }
+        let mut policy = serde_json::Map::new();
+        policy.insert("mode".into(), mode.into());
+        if o.profile == Profile::Rfc9421 {
+            policy.insert("profile".into(), "rfc9421".into());
+        }
+        let members = [
+            ("tag", o.tag.clone().map(Value::from)),
+            ("label", o.label.clone().map(Value::from)),
+            ("allow_kid_keyid", o.allow_kid_keyid.map(Value::from)),
+            ("max_validity", o.max_validity.map(Value::from)),
+            ("clock_skew", o.clock_skew.map(Value::from)),
+            ("require_nonce", o.require_nonce.map(Value::from)),
+            ("require_signature_agent", o.require_signature_agent.map(Value::from)),
+            ("require_agent_coverage", o.require_agent_coverage.map(Value::from)),
+            ("required_components", o.required_components.clone().map(Value::from)),
+        ];
+        for (name, value) in members {
+            if let Some(v) = value {
+                policy.insert(name.into(), v);
+            }
+        }
+        if let Some(l) = o.limits {
+            let limits: serde_json::Map<String, Value> = [
+                ("max_signature_input_len", l.max_signature_input_len),
+                ("max_signature_len", l.max_signature_len),
+                ("max_signature_agent_len", l.max_signature_agent_len),
+                ("max_covered_field_len", l.max_covered_field_len),
+                ("max_signatures", l.max_signatures),
+                ("max_components", l.max_components),
+            ]
+            .into_iter()
+            .filter_map(|(name, v)| v.map(|v| (name.to_string(), Value::from(v))))
+            .collect();
+            policy.insert("limits".into(), Value::Object(limits));
+        }
+        let policy = Value::Object(policy);
+        let parsed = botauth_core::config::PolicyConfig::from_json(policy.to_string().as_bytes())
+            .and_then(|c| c.to_policy())
+            .map_err(|e| format!("not an operator setting: {e}"))?;
+        let mut want = self.policy();
+        want.mode = parsed.mode;
+        if parsed != want {
+            return Err("the operator configuration yields a different policy".into());
+        }
+        Ok(policy)
+    }
+
     /// The policy: the profile with the case's overrides applied.
     pub fn policy(&self) -> Policy {
         let o = &self.policy;
