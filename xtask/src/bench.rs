@@ -59,10 +59,24 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut wasm_results: BTreeMap<&str, Results> = BTreeMap::new();
     if wasm {
         let viceroy = viceroy()?;
-        for (feature, backend) in [("compact", "ed25519-compact"), ("dalek", "ed25519-dalek")] {
-            banner(&format!("wasm32-wasip1 under Viceroy: {backend}"));
-            let wasm_file = build_wasm(&target, feature)?;
-            wasm_results.insert(backend, run_wasm(&viceroy, &wasm_file, seconds)?);
+        let backends = [("compact", "ed25519-compact"), ("dalek", "ed25519-dalek")];
+        let mut files = Vec::new();
+        for (feature, backend) in backends {
+            banner(&format!("build the wasm32-wasip1 bench program: {backend}"));
+            files.push((backend, build_wasm(&target, feature)?));
+        }
+        // The two programs take turns (compact, dalek, compact, dalek), half the time each;
+        // each benchmark keeps the lower of its two medians (the less disturbed one).
+        for pass in 1..=2 {
+            for (backend, file) in &files {
+                banner(&format!("wasm32-wasip1 under Viceroy: {backend} (pass {pass} of 2)"));
+                let r = run_wasm(&viceroy, file, seconds / 2.0)?;
+                let best = wasm_results.entry(backend).or_default();
+                for (bench, ns) in r {
+                    let e = best.entry(bench).or_insert(f64::MAX);
+                    *e = e.min(ns);
+                }
+            }
         }
     }
 
@@ -250,15 +264,18 @@ fn report(
     let wba = get(native, "peer/web-bot-auth")?;
     let httpsig = get(native, "peer/httpsig")?;
     let full_c_hs = get(native, "full_verify_httpsig_order/ed25519-compact")?;
+    // Full verify with dalek, derived from the first run alone: core's own work measured
+    // there (full verify minus compact's raw verify) plus dalek's raw verify, side by side.
+    let full_d_same = full_c - raw_c + raw_d;
 
     let mut md = String::new();
     md.push_str("# Benchmarks\n\nWritten by `cargo xtask bench` (do not edit by hand; rerun it). ");
     let _ = writeln!(
         md,
-        "Each number is criterion's median time per call ({seconds} s measurement per benchmark), or the \
-         wasm program's median of 10 interleaved rounds ({seconds} s per benchmark in all).\nThe machine \
-         is shared with other jobs, so absolute times are noisy; the targets are judged on numbers from the \
-         same run.\n"
+        "Each number is criterion's median time per call ({seconds} s measurement per benchmark), or, for \
+         wasm, the lower of two passes' medians of 10 interleaved rounds ({seconds} s per benchmark in \
+         all).\nThe machine is shared with other jobs, so absolute times are noisy; the targets are judged on \
+         numbers from the same run.\n"
     );
     md.push_str("## Machine\n\n");
     md.push_str(&machine());
@@ -285,7 +302,11 @@ fn report(
         precheck / 2000.0,
         verdict(precheck <= 2000.0)
     );
-    for (name, parse, full) in [("ed25519-compact", parse, full_c), ("ed25519-dalek", parse_d, full_d)] {
+    for (name, parse, full) in [
+        ("ed25519-compact", parse, full_c),
+        ("ed25519-dalek, same run: full = full(compact) − raw(compact) + raw(dalek)", parse, full_d_same),
+        ("ed25519-dalek, second run", parse_d, full_d),
+    ] {
         let share = parse / full;
         let _ = writeln!(
             md,
@@ -349,7 +370,7 @@ fn report(
         md,
         "\nRaw Ed25519, same run: ed25519-compact / ed25519-dalek = **{:.2}**. \
          Full verify: web-bot-auth / core = {:.2}, httpsig / core (same parameter order) = {:.2}. \
-         Full verify across the two builds: compact / dalek = {:.2}.",
+         Full verify across the two builds (separate runs, so also the load changed): compact / dalek = {:.2}.",
         raw_c / raw_d,
         wba / full_c,
         httpsig / full_c_hs,
