@@ -65,8 +65,7 @@ pub fn run(args: &Args) -> Result<Outcome> {
             nonce: None,
             tag: Some(DIRECTORY_TAG.to_owned()),
         };
-        let signed =
-            sign(&msg, &key.seed, &params).map_err(|r| anyhow!("cannot sign: {} ({})", r.title(), r.code()))?;
+        let signed = sign(&msg, &key.seed, &params).map_err(|e| anyhow!("cannot sign: {e}"))?;
         inputs.push(signed.signature_input);
         signatures.push(signed.signature);
     }

@@ -31,7 +31,7 @@ pub fn run(args: &Args) -> Result<Outcome> {
             bail!("{} exists; pass --force to overwrite", path.display());
         }
     }
-    let key = SigningKey::generate();
+    let key = SigningKey::generate()?;
     let private = key.private_jwk()? + "\n";
     if let Some(path) = &args.jwks_out {
         let jwks = public_jwks(std::slice::from_ref(&key))? + "\n";

@@ -22,16 +22,16 @@ pub struct SigningKey {
 }
 
 impl SigningKey {
-    /// The key of a seed.
-    pub fn from_seed(seed: [u8; 32]) -> Self {
-        let public = botauth_core::sign::public_key(&seed);
+    /// The key of a seed; an unusable seed (all zeros) is an error.
+    pub fn from_seed(seed: [u8; 32]) -> Result<Self> {
+        let public = botauth_core::sign::public_key(&seed).map_err(|e| anyhow::anyhow!("{e}"))?;
         let x = URL_SAFE_NO_PAD.encode(public);
         let thumbprint = thumbprint_okp("Ed25519", &x);
-        Self { seed, x, thumbprint }
+        Ok(Self { seed, x, thumbprint })
     }
 
     /// A fresh random key (OS randomness).
-    pub fn generate() -> Self {
+    pub fn generate() -> Result<Self> {
         Self::from_seed(*ed25519_compact::Seed::generate())
     }
 
@@ -95,7 +95,7 @@ fn private_from_json(bytes: &[u8]) -> Result<SigningKey> {
         .ok()
         .and_then(|d| d.try_into().ok())
         .context("\"d\" is not 32 bytes of unpadded base64url")?;
-    let key = SigningKey::from_seed(seed);
+    let key = SigningKey::from_seed(seed).context("\"d\" is not a usable Ed25519 private key")?;
     if let Some(x) = member("x") {
         if x != key.x {
             bail!("\"x\" is not the public key of \"d\" (expected {})", key.x);

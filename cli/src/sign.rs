@@ -133,8 +133,7 @@ pub fn run(args: &Args) -> Result<Outcome> {
         tag: (!args.tag.is_empty()).then(|| args.tag.clone()),
     };
     let request = raw.resolve(scheme, authority)?;
-    let signed = sign(&Message::request(&request), &key.seed, &params)
-        .map_err(|r| anyhow!("cannot sign: {} ({})", r.title(), r.code()))?;
+    let signed = sign(&Message::request(&request), &key.seed, &params).map_err(|e| anyhow!("cannot sign: {e}"))?;
     raw.headers.push(("Signature-Input".to_owned(), signed.signature_input.into_bytes()));
     raw.headers.push(("Signature".to_owned(), signed.signature.into_bytes()));
     if args.curl {

@@ -201,7 +201,7 @@ fn keygen_prints_a_private_jwk_with_thumbprint_kid() {
     assert_eq!(jwk["kid"].as_str().unwrap(), thumbprint_okp("Ed25519", x));
     let d = URL_SAFE_NO_PAD.decode(jwk["d"].as_str().unwrap()).unwrap();
     let seed: [u8; 32] = d.try_into().unwrap();
-    assert_eq!(URL_SAFE_NO_PAD.encode(botauth_core::sign::public_key(&seed)), x);
+    assert_eq!(URL_SAFE_NO_PAD.encode(botauth_core::sign::public_key(&seed).unwrap()), x);
     // Two runs, two keys.
     assert_ne!(json(&expect(0, &["keygen"]).stdout)["d"], jwk["d"]);
 }
@@ -852,6 +852,20 @@ fn bad_usage_and_input_exit_2_naming_the_problem() {
             "line 3: malformed header line",
         ),
         (vec!["sign".into(), "--key".into(), public.clone(), "--request".into(), good.clone()], b"", "no \"d\" member"),
+        (
+            vec![
+                "sign".into(),
+                "--key".into(),
+                s.write(
+                    "zero.jwk",
+                    r#"{"kty":"OKP","crv":"Ed25519","d":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}"#,
+                ),
+                "--request".into(),
+                good.clone(),
+            ],
+            b"",
+            "not a usable Ed25519 private key",
+        ),
         (
             vec![
                 "sign".into(),

@@ -82,17 +82,45 @@ fn push_string_param(s: &mut String, name: &str, value: Option<&str>) {
     }
 }
 
+/// Why [`sign`] could not sign.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignError {
+    /// The seed is not a usable Ed25519 private key (e.g. all zeros).
+    InvalidSeed,
+    /// The parameters or the message do not make a valid signature input or base.
+    Message(Reason),
+}
+
+impl From<Reason> for SignError {
+    fn from(reason: Reason) -> Self {
+        Self::Message(reason)
+    }
+}
+
+impl core::fmt::Display for SignError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::InvalidSeed => f.write_str("the private key is not a usable Ed25519 seed"),
+            Self::Message(r) => write!(f, "{} ({})", r.title(), r.code()),
+        }
+    }
+}
+
+fn key_pair(seed: &[u8; 32]) -> Result<ed25519_compact::KeyPair, SignError> {
+    ed25519_compact::KeyPair::try_from_seed(ed25519_compact::Seed::new(*seed)).map_err(|_| SignError::InvalidSeed)
+}
+
 /// Sign `msg` with the 32-byte Ed25519 seed (the JWK `d`).
 ///
 /// The member is parsed back with the verifier's own parser, so what is signed is exactly
 /// what a verifier will rebuild.
-pub fn sign(msg: &Message<'_>, seed: &[u8; 32], params: &SignParams) -> Result<Signed, Reason> {
+pub fn sign(msg: &Message<'_>, seed: &[u8; 32], params: &SignParams) -> Result<Signed, SignError> {
+    let key = key_pair(seed)?;
     let signature_input = signature_input_member(params);
     let members = parse_members(signature_input.as_bytes())?;
     let member = members.first().ok_or(Reason::LabelMismatch)?;
     let input = member.interpret(usize::MAX)?;
     let base = signature_base(msg, &input, usize::MAX)?;
-    let key = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(*seed));
     let sig = key.sk.sign(base.as_bytes(), None);
     let mut signature = params.label.clone();
     signature.push_str("=:");
@@ -102,8 +130,8 @@ pub fn sign(msg: &Message<'_>, seed: &[u8; 32], params: &SignParams) -> Result<S
 }
 
 /// The public key of a 32-byte seed.
-pub fn public_key(seed: &[u8; 32]) -> [u8; 32] {
-    *ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(*seed)).pk
+pub fn public_key(seed: &[u8; 32]) -> Result<[u8; 32], SignError> {
+    Ok(*key_pair(seed)?.pk)
 }
 
 #[cfg(test)]
@@ -139,6 +167,8 @@ mod tests {
             ..SignParams::default()
         };
         let signed = sign(&Message::request(&req), &seed, &params).unwrap();
+        assert_eq!(sign(&Message::request(&req), &[0; 32], &params), Err(SignError::InvalidSeed));
+        assert_eq!(public_key(&[0; 32]), Err(SignError::InvalidSeed));
         assert_eq!(
             signed.signature,
             "sig-b26=:wqcAqbmYJ2ji2glfAMaRy4gruYYnx2nEFN2HN6jrnDnQCK1u02Gb04v9EDgwUPiu4A0w6vuQv5lIp5WPpBKRCw==:"

@@ -70,7 +70,12 @@ fuzz_target!(|input: Input| {
         }
         _ => {}
     }
-    let key = PublicKey::from_bytes(public_key(&input.seed));
+    // An unusable seed (all zeros) must be refused by both calls, never panic.
+    let Ok(public) = public_key(&input.seed) else {
+        assert!(sign(&Message::request(&req), &input.seed, &SignParams::default()).is_err());
+        return;
+    };
+    let key = PublicKey::from_bytes(public);
     let keyid = key.thumbprint.clone();
     let created = u64::from(input.created);
     let params = SignParams {
