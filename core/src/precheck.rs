@@ -58,7 +58,9 @@ fn joined<'a, R: Request + ?Sized>(req: &'a R, name: &str, cap: usize, field: Fi
     }
     // Structured fields are ASCII; anything else (or a control character) is rejected
     // here with the field named, rather than as a generic parse error.
-    if lines.iter().any(|l| l.iter().any(|&b| !(b == b'\t' || (0x20..0x7f).contains(&b)))) {
+    // No early exit inside a line, so the check vectorises.
+    let bad = |l: &&[u8]| l.iter().fold(false, |bad, &b| bad | !(b == b'\t' || (0x20..0x7f).contains(&b)));
+    if lines.iter().any(bad) {
         return Err(Reason::NonAscii(field));
     }
     Ok(match lines.as_slice() {
@@ -157,39 +159,70 @@ fn is_key_char(b: u8) -> bool {
 /// Labels must match one to one between the two fields (RFC 9421 §4.1, §4.2); an
 /// Ed25519 signature decodes to 64 bytes (RFC 8032 §5.1.6).
 fn check_labels(input: &[u8], signature: &[u8], max: usize) -> Result<(), Reason> {
-    let inputs = || Members { rest: input };
-    let sigs = || Members { rest: signature };
-    if inputs().any(|m| m.is_none()) || sigs().any(|m| m.is_none()) {
+    let (Some(inputs), Some(sigs)) = (Scanned::of(input), Scanned::of(signature)) else {
         return Ok(());
-    }
-    let input_labels = || inputs().flatten().map(|(k, _)| k);
-    let sig_labels = || sigs().flatten().map(|(k, _)| k);
-    if input_labels().count() > max || sig_labels().count() > max {
+    };
+    if inputs.count > max || sigs.count > max {
         return Err(Reason::TooManySignatures);
     }
-    for (i, a) in input_labels().enumerate() {
-        if input_labels().skip(i + 1).any(|b| a == b) {
-            return Err(Reason::DuplicateLabel);
-        }
+    let (Some(input_labels), Some(sig_labels)) = (inputs.labels(), sigs.labels()) else {
+        // More members than the scanner keeps: the full parse decides.
+        return Ok(());
+    };
+    if has_duplicate(input_labels) || has_duplicate(sig_labels) {
+        return Err(Reason::DuplicateLabel);
     }
-    for (i, a) in sig_labels().enumerate() {
-        if sig_labels().skip(i + 1).any(|b| a == b) {
-            return Err(Reason::DuplicateLabel);
-        }
-    }
-    if input_labels().count() != sig_labels().count() || !input_labels().all(|a| sig_labels().any(|b| a == b)) {
+    if input_labels.len() != sig_labels.len() || !input_labels.iter().all(|a| sig_labels.contains(a)) {
         return Err(Reason::LabelMismatch);
     }
     // Every byte sequence must be base64 (RFC 8941 §3.3.5); with one signature that
     // claims no other algorithm, it must also decode to an Ed25519 signature's 64 bytes.
-    let single = sigs().nth(1).is_none();
-    let ed25519 = single && !has_other_alg(input);
-    for (_, value) in sigs().flatten() {
+    let ed25519 = sigs.count == 1 && !has_other_alg(input);
+    for value in sigs.values() {
         if let Some(b64) = value.strip_prefix(b"=:").and_then(|v| v.strip_suffix(b":")) {
             check_base64(trim_end(b64), ed25519)?;
         }
     }
     Ok(())
+}
+
+/// Members a single scan keeps: enough for any sane request (the default cap is 8).
+const SCAN_CAP: usize = 16;
+
+/// One pass of [`Members`] over a field, keeping up to [`SCAN_CAP`] members on the stack.
+struct Scanned<'a> {
+    keys: [&'a [u8]; SCAN_CAP],
+    values: [&'a [u8]; SCAN_CAP],
+    count: usize,
+}
+
+impl<'a> Scanned<'a> {
+    /// `None` when the scanner meets syntax it does not model.
+    fn of(field: &'a [u8]) -> Option<Self> {
+        let mut out = Self { keys: [&[]; SCAN_CAP], values: [&[]; SCAN_CAP], count: 0 };
+        for member in (Members { rest: field }) {
+            let (key, value) = member?;
+            if let (Some(k), Some(v)) = (out.keys.get_mut(out.count), out.values.get_mut(out.count)) {
+                *k = key;
+                *v = value;
+            }
+            out.count += 1;
+        }
+        Some(out)
+    }
+
+    /// The kept labels, `None` if some were not kept.
+    fn labels(&self) -> Option<&[&'a [u8]]> {
+        self.keys.get(..self.count)
+    }
+
+    fn values(&self) -> &[&'a [u8]] {
+        self.values.get(..self.count.min(SCAN_CAP)).unwrap_or(&[])
+    }
+}
+
+fn has_duplicate(labels: &[&[u8]]) -> bool {
+    labels.iter().enumerate().any(|(i, a)| labels.get(i + 1..).is_some_and(|rest| rest.contains(a)))
 }
 
 /// Whether an `alg` parameter names something other than `ed25519` (RFC 9421 §3.3.6);
