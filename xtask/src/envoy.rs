@@ -72,24 +72,11 @@ pub fn test() -> Result<(), String> {
         .env("BOTAUTH_ENVOY", &envoy))
 }
 
-/// `wrk`, installed with apt-get when missing.
-#[allow(dead_code)]
-fn ensure_wrk() -> Result<(), String> {
-    if crate::util::have("wrk") {
-        return Ok(());
-    }
-    println!("installing wrk (apt-get)");
-    run(Command::new("apt-get").args(["install", "-y", "-q", "wrk"]))
-        .map_err(|e| format!("{e}; install wrk (Debian/Ubuntu: apt-get install wrk)"))
-}
-
 /// The Envoy load bench; returns a Markdown section for BENCHMARKS.md.
-// Called from `bench::adapters` once the lead wires it in (until then it is unused).
-#[allow(dead_code)]
 pub fn bench() -> Result<String, String> {
     let wasm = build_wasm()?;
     let envoy = ensure_envoy()?;
-    ensure_wrk()?;
+    crate::util::ensure_wrk()?;
     let out = target_dir().join("envoy-bench.md");
     let _ = std::fs::remove_file(&out);
     run(cargo()

@@ -211,7 +211,7 @@ fn ensure_nextest() -> Result<(), String> {
 /// Markdown section for `BENCHMARKS.md`.
 pub fn bench() -> Result<String, String> {
     let viceroy = viceroy()?;
-    ensure_wrk()?;
+    crate::util::ensure_wrk()?;
     let secs: u64 =
         std::env::var("BOTAUTH_BENCH_SECS").ok().and_then(|s| s.parse::<f64>().ok()).map_or(10, |s| s.max(3.0) as u64);
 
@@ -475,13 +475,4 @@ fn wait_port(port: u16) -> Result<(), String> {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     Err(format!("viceroy did not listen on 127.0.0.1:{port}"))
-}
-
-/// `wrk` (Debian package), installed when missing.
-fn ensure_wrk() -> Result<(), String> {
-    if have("wrk") {
-        return Ok(());
-    }
-    banner("fastly bench: installing wrk (apt-get)");
-    run(Command::new("apt-get").args(["install", "-y", "wrk"]))
 }

@@ -4,6 +4,8 @@
 //! - `bench`: criterion and end-to-end benchmarks, written to `BENCHMARKS.md`.
 //! - `fuzz --seconds N`: every `cargo fuzz` target for N seconds each (nightly).
 //! - `fixtures [--check]`: regenerate `fixtures/cases/*.json` (or check they are current).
+//! - `interop`: only the interop step of `test` (npm `web-bot-auth`, PyPI
+//!   `http-message-signatures`).
 //! - `serve`: the edge service under Viceroy with demo keys and a demo origin.
 
 mod bench;
@@ -27,9 +29,10 @@ fn main() -> ExitCode {
         "bench" => bench::run(rest),
         "fuzz" => fuzz::run(rest),
         "fixtures" => fixtures::run(rest),
+        "interop" => interop::test(),
         "serve" => fastly::serve(rest),
         "help" | "--help" | "-h" => {
-            println!("usage: cargo xtask <test [--quick] | bench | fuzz [--seconds N] | fixtures [--check] | serve>");
+            println!("usage: cargo xtask <test [--quick] | bench | fuzz [--seconds N] | fixtures [--check] | interop | serve [--bench]>");
             Ok(())
         }
         other => Err(format!("unknown task `{other}` (try `cargo xtask help`)")),

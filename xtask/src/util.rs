@@ -118,3 +118,13 @@ pub fn wasm_tests() -> Result<(), String> {
 pub fn adapter_native_tests() -> Result<(), String> {
     run(cargo().args(["test", "-p", "botauth-proxy-wasm", "--lib", "--test", "kong_shape", "--test", "examples"]))
 }
+
+/// `wrk` (the load tool of the adapter benches), installed with apt-get when missing.
+pub fn ensure_wrk() -> Result<(), String> {
+    if have("wrk") {
+        return Ok(());
+    }
+    banner("installing wrk (apt-get)");
+    run(Command::new("apt-get").args(["install", "-y", "-q", "wrk"]))
+        .map_err(|e| format!("{e}; install wrk (Debian/Ubuntu: apt-get install wrk)"))
+}
