@@ -1,16 +1,18 @@
 //! Glue to `sfv` (RFC 8941 / RFC 9651): strict parsing and canonical serialisation.
 //!
 //! RFC 8941 §4.2 lets later duplicates of a dictionary key or parameter silently replace
-//! earlier ones. For signature fields that would let one label hide another, so a first
-//! pass with an `sfv` visitor reports duplicates before the typed parse.
+//! earlier ones. For signature fields that would let one label hide another, so signature
+//! fields are parsed in one pass with an `sfv` visitor that keeps every member in order
+//! and reports duplicates.
 
+use alloc::borrow::ToOwned;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::Cell;
 use core::convert::Infallible;
 
 use sfv::visitor::{DictionaryVisitor, EntryVisitor, InnerListVisitor, ItemVisitor, ParameterVisitor};
-use sfv::{BareItemFromInput, KeyRef, Parser, Version};
+use sfv::{BareItem, BareItemFromInput, Item, KeyRef, ListEntry, Parser, Version};
 
 /// A duplicate found by the strict pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,17 +27,20 @@ pub(crate) enum Strictness {
     DuplicateItemParam,
 }
 
-/// Parse a Dictionary (RFC 8941 §3.2) rejecting duplicate keys and parameters.
-pub(crate) fn parse_dictionary_strict(input: &[u8], version: Version) -> Result<sfv::Dictionary, Strictness> {
+/// A dictionary as received: members in order, duplicates rejected.
+pub(crate) type Members = Vec<(sfv::Key, ListEntry)>;
+
+/// Parse a Dictionary (RFC 8941 §3.2) in one pass, rejecting duplicate keys and parameters.
+pub(crate) fn parse_dictionary_strict(input: &[u8], version: Version) -> Result<Members, Strictness> {
     let found = Cell::new(None);
-    Parser::new(input)
+    let members = Parser::new(input)
         .with_version(version)
-        .parse_dictionary_with_visitor(DupDict { found: &found, keys: Vec::new() })
+        .parse_dictionary_with_visitor(DictBuilder { found: &found, members: Vec::new() })
         .map_err(|_| Strictness::Syntax)?;
-    if let Some(dup) = found.get() {
-        return Err(dup);
+    match found.get() {
+        Some(dup) => Err(dup),
+        None => Ok(members),
     }
-    Parser::new(input).with_version(version).parse_dictionary().map_err(|_| Strictness::Syntax)
 }
 
 /// Parse any structured field value: Dictionary first, then List (an Item parses and
@@ -87,26 +92,26 @@ pub(crate) fn serialize_inner_list(list: &sfv::InnerList) -> String {
     out
 }
 
-struct DupDict<'s, 'de> {
+/// Builds the members of a dictionary while `sfv` parses it.
+struct DictBuilder<'s> {
     found: &'s Cell<Option<Strictness>>,
-    keys: Vec<&'de KeyRef>,
+    members: Members,
 }
 
-impl<'de> DictionaryVisitor<'de> for DupDict<'_, 'de> {
-    type Out = ();
+impl<'de, 's> DictionaryVisitor<'de> for DictBuilder<'s> {
+    type Out = Members;
     type Error = Infallible;
 
     fn entry(&mut self, key: &'de KeyRef) -> Result<impl EntryVisitor<'de>, Self::Error> {
-        if self.keys.contains(&key) {
+        if self.members.iter().any(|(k, _)| k.as_ref() == key) {
             note(self.found, Strictness::DuplicateKey);
-        } else {
-            self.keys.push(key);
         }
-        Ok(DupEntry { found: self.found })
+        self.members.push((key.to_owned(), ListEntry::Item(Item::new(true))));
+        Ok(EntryBuilder { found: self.found, slot: self.members.last_mut().map(|(_, entry)| entry) })
     }
 
-    fn finish(self) -> Result<(), Self::Error> {
-        Ok(())
+    fn finish(self) -> Result<Members, Self::Error> {
+        Ok(self.members)
     }
 }
 
@@ -116,60 +121,104 @@ fn note(found: &Cell<Option<Strictness>>, what: Strictness) {
     }
 }
 
-#[derive(Clone, Copy)]
-struct DupEntry<'s> {
+/// One dictionary member's value, written into its slot when complete.
+struct EntryBuilder<'a, 's> {
     found: &'s Cell<Option<Strictness>>,
+    slot: Option<&'a mut ListEntry>,
 }
 
-impl<'de> EntryVisitor<'de> for DupEntry<'_> {
+impl<'de> EntryVisitor<'de> for EntryBuilder<'_, '_> {
     type Error = Infallible;
     fn item(self) -> Result<impl ItemVisitor<'de>, Self::Error> {
-        Ok(self)
+        Ok(ItemBuilder { found: self.found, sink: Sink::Entry(self.slot) })
     }
     fn inner_list(self) -> Result<impl InnerListVisitor<'de>, Self::Error> {
-        Ok(self)
+        Ok(InnerBuilder { found: self.found, slot: self.slot, items: Vec::new() })
     }
 }
 
-impl<'de> ItemVisitor<'de> for DupEntry<'_> {
+/// Where a finished item or inner list goes.
+enum Sink<'a> {
+    /// A dictionary member's value.
+    Entry(Option<&'a mut ListEntry>),
+    /// A member of an inner list being built.
+    Items(&'a mut Vec<Item>),
+    /// The inner list itself (its parameters come last).
+    InnerList(Option<&'a mut ListEntry>, Vec<Item>),
+}
+
+struct ItemBuilder<'a, 's> {
+    found: &'s Cell<Option<Strictness>>,
+    sink: Sink<'a>,
+}
+
+impl<'de, 'a, 's> ItemVisitor<'de> for ItemBuilder<'a, 's> {
     type Out = ();
     type Error = Infallible;
-    fn bare_item(
-        self,
-        _bare_item: BareItemFromInput<'de>,
-    ) -> Result<impl ParameterVisitor<'de, Out = ()>, Self::Error> {
-        Ok(DupParams { found: self.found, keys: Vec::new(), on_dup: Strictness::DuplicateItemParam })
+    fn bare_item(self, bare_item: BareItemFromInput<'de>) -> Result<impl ParameterVisitor<'de, Out = ()>, Self::Error> {
+        Ok(ParamsBuilder {
+            found: self.found,
+            sink: self.sink,
+            bare_item: BareItem::from(bare_item),
+            params: sfv::Parameters::default(),
+            on_dup: Strictness::DuplicateItemParam,
+        })
     }
 }
 
-impl<'de> InnerListVisitor<'de> for DupEntry<'_> {
+struct InnerBuilder<'a, 's> {
+    found: &'s Cell<Option<Strictness>>,
+    slot: Option<&'a mut ListEntry>,
+    items: Vec<Item>,
+}
+
+impl<'de> InnerListVisitor<'de> for InnerBuilder<'_, '_> {
     type Error = Infallible;
     fn item(&mut self) -> Result<impl ItemVisitor<'de>, Self::Error> {
-        Ok(*self)
+        Ok(ItemBuilder { found: self.found, sink: Sink::Items(&mut self.items) })
     }
     fn finish(self) -> Result<impl ParameterVisitor<'de>, Self::Error> {
-        Ok(DupParams { found: self.found, keys: Vec::new(), on_dup: Strictness::DuplicateListParam })
+        Ok(ParamsBuilder {
+            found: self.found,
+            sink: Sink::InnerList(self.slot, self.items),
+            bare_item: BareItem::Boolean(true),
+            params: sfv::Parameters::default(),
+            on_dup: Strictness::DuplicateListParam,
+        })
     }
 }
 
-struct DupParams<'s, 'de> {
+struct ParamsBuilder<'a, 's> {
     found: &'s Cell<Option<Strictness>>,
-    keys: Vec<&'de KeyRef>,
+    sink: Sink<'a>,
+    bare_item: BareItem,
+    params: sfv::Parameters,
     on_dup: Strictness,
 }
 
-impl<'de> ParameterVisitor<'de> for DupParams<'_, 'de> {
+impl<'de> ParameterVisitor<'de> for ParamsBuilder<'_, '_> {
     type Out = ();
     type Error = Infallible;
-    fn parameter(&mut self, key: &'de KeyRef, _value: BareItemFromInput<'de>) -> Result<(), Self::Error> {
-        if self.keys.contains(&key) {
+    fn parameter(&mut self, key: &'de KeyRef, value: BareItemFromInput<'de>) -> Result<(), Self::Error> {
+        if self.params.insert(key.to_owned(), BareItem::from(value)).is_some() {
             note(self.found, self.on_dup);
-        } else {
-            self.keys.push(key);
         }
         Ok(())
     }
     fn finish(self) -> Result<(), Self::Error> {
+        match self.sink {
+            Sink::Entry(slot) => {
+                if let Some(slot) = slot {
+                    *slot = ListEntry::Item(Item::with_params(self.bare_item, self.params));
+                }
+            }
+            Sink::Items(items) => items.push(Item::with_params(self.bare_item, self.params)),
+            Sink::InnerList(slot, items) => {
+                if let Some(slot) = slot {
+                    *slot = ListEntry::InnerList(sfv::InnerList::with_params(items, self.params));
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -191,7 +240,7 @@ mod tests {
     #[test]
     fn inner_list_serialises_canonically() {
         let d = parse_dictionary_strict(b"s=( \"a\"   \"b\";sf );created=1", Version::Rfc8941).unwrap();
-        let Some(sfv::ListEntry::InnerList(l)) = d.values().next() else { panic!() };
+        let Some((_, sfv::ListEntry::InnerList(l))) = d.first() else { panic!() };
         assert_eq!(serialize_inner_list(l), "(\"a\" \"b\";sf);created=1");
     }
 }
