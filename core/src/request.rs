@@ -25,6 +25,12 @@ pub trait Request {
         !lines.is_empty()
     }
     /// The body, when the host has it buffered (needed only for `content-digest`).
+    ///
+    /// When a signature covers `content-digest` and this returns `None`, core verifies the
+    /// signature over the field but cannot compare the digest with the body: a host that
+    /// forwards the body must then verify again with the body (or call
+    /// [`content_digest::check`](crate::content_digest::check)) before trusting it, as the
+    /// proxy-wasm filter does. `Some(&[])` means an empty body, which is checked.
     fn body(&self) -> Option<&[u8]> {
         None
     }
