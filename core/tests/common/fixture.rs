@@ -139,17 +139,8 @@ pub struct PolicyOverrides {
     pub limits: Option<LimitOverrides>,
 }
 
-/// Size and count caps a case may override (names as in [`Limits`]).
-#[derive(Clone, Copy, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitOverrides {
-    pub max_signature_input_len: Option<usize>,
-    pub max_signature_len: Option<usize>,
-    pub max_signature_agent_len: Option<usize>,
-    pub max_covered_field_len: Option<usize>,
-    pub max_signatures: Option<usize>,
-    pub max_components: Option<usize>,
-}
+/// Size and count caps a case may override: the operator configuration's own type.
+pub type LimitOverrides = botauth_core::config::LimitsConfig;
 
 /// The kind of verdict expected.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -271,18 +262,7 @@ impl Case {
             }
         }
         if let Some(l) = o.limits {
-            let limits: serde_json::Map<String, Value> = [
-                ("max_signature_input_len", l.max_signature_input_len),
-                ("max_signature_len", l.max_signature_len),
-                ("max_signature_agent_len", l.max_signature_agent_len),
-                ("max_covered_field_len", l.max_covered_field_len),
-                ("max_signatures", l.max_signatures),
-                ("max_components", l.max_components),
-            ]
-            .into_iter()
-            .filter_map(|(name, v)| v.map(|v| (name.to_string(), Value::from(v))))
-            .collect();
-            policy.insert("limits".into(), Value::Object(limits));
+            policy.insert("limits".into(), serde_json::to_value(l).map_err(|e| e.to_string())?);
         }
         let policy = Value::Object(policy);
         let parsed = botauth_core::config::PolicyConfig::from_json(policy.to_string().as_bytes())
