@@ -49,6 +49,7 @@ pub fn fmt_check() -> Result<(), String> {
 }
 
 pub fn clippy() -> Result<(), String> {
+    ensure_target("wasm32-wasip1")?;
     run(cargo().args([
         "clippy",
         "--workspace",
@@ -99,9 +100,8 @@ pub fn dalek_tests() -> Result<(), String> {
 /// The conformance suite compiled to wasm32-unknown-unknown and run by
 /// `wasm-bindgen-test-runner` under node, with each backend.
 pub fn wasm_tests() -> Result<(), String> {
-    if !have("wasm-bindgen-test-runner") {
-        return Err("wasm-bindgen-test-runner is not installed: run .ci/run, or `cargo install wasm-bindgen-cli --locked --version <the wasm-bindgen version in Cargo.lock>`".into());
-    }
+    ensure_target("wasm32-unknown-unknown")?;
+    ensure_wasm_bindgen()?;
     for features in
         [&["--features", "ed25519-compact"][..], &["--no-default-features", "--features", "ed25519-dalek"][..]]
     {
@@ -111,6 +111,48 @@ pub fn wasm_tests() -> Result<(), String> {
             .args(features))?;
     }
     Ok(())
+}
+
+/// The version of package `name` in a Cargo.lock.
+fn lock_version(lock: &str, name: &str) -> Option<String> {
+    let header = format!("name = \"{name}\"");
+    let mut lines = lock.lines().skip_while(|l| *l != header);
+    lines.next()?;
+    lines.next()?.strip_prefix("version = \"")?.strip_suffix('"').map(String::from)
+}
+
+/// `rustup target add` when the target is missing.
+pub fn ensure_target(target: &str) -> Result<(), String> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == target))
+        .unwrap_or(false);
+    if installed {
+        return Ok(());
+    }
+    banner(&format!("installing the {target} target (rustup)"));
+    run(Command::new("rustup").args(["target", "add", target]))
+}
+
+/// wasm-bindgen-cli at exactly the wasm-bindgen version in Cargo.lock (the test runner and
+/// the library must match), installed with `cargo install` when missing or different.
+fn ensure_wasm_bindgen() -> Result<(), String> {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).map_err(|e| format!("Cargo.lock: {e}"))?;
+    let version = lock_version(&lock, "wasm-bindgen").ok_or("Cargo.lock has no wasm-bindgen package")?;
+    let current = Command::new("wasm-bindgen")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().nth(1).map(String::from))
+        .ok()
+        .flatten();
+    if have("wasm-bindgen-test-runner") && current.as_deref() == Some(version.as_str()) {
+        return Ok(());
+    }
+    banner(&format!("installing wasm-bindgen-cli {version} (matches Cargo.lock)"));
+    // --locked first; the registry here may lack a locked transitive version.
+    run(Command::new("cargo").args(["install", "wasm-bindgen-cli", "--locked", "--version", &version]))
+        .or_else(|_| run(Command::new("cargo").args(["install", "wasm-bindgen-cli", "--version", &version])))
 }
 
 /// The filter's request-reading layer fed Kong-shaped input, and the shipped examples:
@@ -127,4 +169,16 @@ pub fn ensure_wrk() -> Result<(), String> {
     banner("installing wrk (apt-get)");
     run(Command::new("apt-get").args(["install", "-y", "-q", "wrk"]))
         .map_err(|e| format!("{e}; install wrk (Debian/Ubuntu: apt-get install wrk)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lock_version;
+
+    #[test]
+    fn reads_a_locked_version() {
+        let lock = "[[package]]\nname = \"wasm-bindgen-shared\"\nversion = \"9.9.9\"\n\n[[package]]\nname = \"wasm-bindgen\"\nversion = \"0.2.130\"\n";
+        assert_eq!(lock_version(lock, "wasm-bindgen").as_deref(), Some("0.2.130"));
+        assert_eq!(lock_version(lock, "serde"), None);
+    }
 }
