@@ -33,13 +33,14 @@ pub fn precheck<'a, R: Request + ?Sized>(req: &'a R, limits: &Limits) -> Result<
         (false, true) => return Err(Reason::MissingSignatureInput),
         (true, true) => {}
     }
-    let signature_input = joined(req, "signature-input", limits.max_signature_input_len, Field::SignatureInput)?;
-    let signature = joined(req, "signature", limits.max_signature_len, Field::Signature)?;
-    let signature_agent = if req.has_field("signature-agent") {
-        Some(joined(req, "signature-agent", limits.max_signature_agent_len, Field::SignatureAgent)?)
-    } else {
-        None
-    };
+    let mut lines = Vec::new();
+    let signature_input =
+        joined(req, &mut lines, "signature-input", limits.max_signature_input_len, Field::SignatureInput)?
+            .unwrap_or_default();
+    let signature =
+        joined(req, &mut lines, "signature", limits.max_signature_len, Field::Signature)?.unwrap_or_default();
+    let signature_agent =
+        joined(req, &mut lines, "signature-agent", limits.max_signature_agent_len, Field::SignatureAgent)?;
     check_labels(&signature_input, &signature, limits.max_signatures)?;
     // Every signature we can verify needs a keyid (RFC 9421 §2.3); if the text
     // `keyid=` is nowhere in the field, no member can have one.
@@ -49,9 +50,20 @@ pub fn precheck<'a, R: Request + ?Sized>(req: &'a R, limits: &Limits) -> Result<
     Ok(Some(SignedFields { signature_input, signature, signature_agent }))
 }
 
-fn joined<'a, R: Request + ?Sized>(req: &'a R, name: &str, cap: usize, field: Field) -> Result<Cow<'a, [u8]>, Reason> {
-    let mut lines = Vec::new();
-    req.field_lines(name, &mut lines);
+/// All lines of field `name`, joined (`None` when absent); `lines` is scratch space
+/// reused between fields.
+fn joined<'a, R: Request + ?Sized>(
+    req: &'a R,
+    lines: &mut Vec<&'a [u8]>,
+    name: &str,
+    cap: usize,
+    field: Field,
+) -> Result<Option<Cow<'a, [u8]>>, Reason> {
+    lines.clear();
+    req.field_lines(name, lines);
+    if lines.is_empty() {
+        return Ok(None);
+    }
     let total = lines.iter().map(|l| l.len()).sum::<usize>() + 2 * lines.len().saturating_sub(1);
     if total > cap {
         return Err(Reason::FieldTooLarge(field));
@@ -63,18 +75,23 @@ fn joined<'a, R: Request + ?Sized>(req: &'a R, name: &str, cap: usize, field: Fi
     if lines.iter().any(bad) {
         return Err(Reason::NonAscii(field));
     }
-    Ok(match lines.as_slice() {
+    Ok(Some(match lines.as_slice() {
         [one] => Cow::Borrowed(*one),
         _ => Cow::Owned(lines.join(&b", "[..])),
-    })
+    }))
 }
 
-/// Whether `keyid=` occurs as a parameter: preceded by `;` and optional spaces
-/// (RFC 8941 §3.1.2: `";" *SP parameter`).
+/// Whether `keyid=` occurs as a parameter (RFC 8941 §3.1.2: `";" *SP key "=" …`).
 fn has_keyid_param(field: &[u8]) -> bool {
-    const NEEDLE: &[u8] = b"keyid=";
-    field.windows(NEEDLE.len()).enumerate().any(|(at, w)| {
-        w == NEEDLE && field.get(..at).is_some_and(|before| before.iter().rev().find(|b| **b != b' ') == Some(&b';'))
+    params(field).any(|p| p.starts_with(b"keyid="))
+}
+
+/// What follows each `;` (and its optional spaces) in a field: the parameters, as text.
+/// A `;` inside a string also counts, so callers may only use this to rule things out.
+fn params(field: &[u8]) -> impl Iterator<Item = &[u8]> {
+    field.iter().enumerate().filter(|(_, b)| **b == b';').filter_map(move |(at, _)| {
+        let rest = field.get(at + 1..)?;
+        rest.get(rest.iter().take_while(|b| **b == b' ').count()..)
     })
 }
 
@@ -228,12 +245,7 @@ fn has_duplicate(labels: &[&[u8]]) -> bool {
 /// Whether an `alg` parameter names something other than `ed25519` (RFC 9421 §3.3.6);
 /// then the signature length is left to the algorithm check after parsing.
 fn has_other_alg(field: &[u8]) -> bool {
-    const NEEDLE: &[u8] = b"alg=";
-    field.windows(NEEDLE.len()).enumerate().any(|(at, w)| {
-        w == NEEDLE
-            && field.get(..at).is_some_and(|before| before.iter().rev().find(|b| **b != b' ') == Some(&b';'))
-            && !field.get(at + NEEDLE.len()..).is_some_and(|rest| rest.starts_with(b"\"ed25519\""))
-    })
+    params(field).any(|p| p.strip_prefix(b"alg=").is_some_and(|v| !v.starts_with(b"\"ed25519\"")))
 }
 
 fn trim_end(s: &[u8]) -> &[u8] {
