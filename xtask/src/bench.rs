@@ -287,59 +287,21 @@ fn report(
     );
 
     md.push_str("\n## Targets\n\n| target | measured | ratio to target | |\n|---|---|---|---|\n");
-    let _ = writeln!(
-        md,
-        "| unsigned ≤ 1 µs | {} | {:.3} | {} |",
-        human(unsigned),
-        unsigned / 1000.0,
-        verdict(unsigned <= 1000.0)
-    );
-    let _ = writeln!(
-        md,
-        "| precheck rejection ≤ 2 µs | {} | {:.2} | {} |",
-        human(precheck),
-        precheck / 2000.0,
-        verdict(precheck <= 2000.0)
-    );
+    limit_row(&mut md, "unsigned ≤ 1 µs", unsigned, 1000.0, 3);
+    limit_row(&mut md, "precheck rejection ≤ 2 µs", precheck, 2000.0, 2);
     for (name, parse, full) in [
         ("ed25519-compact", parse, full_c),
         ("ed25519-dalek, same run: full = full(compact) − raw(compact) + raw(dalek)", parse, full_d_same),
         ("ed25519-dalek, second run", parse_d, full_d),
     ] {
-        let share = parse / full;
-        let _ = writeln!(
-            md,
-            "| parse+base ≤ 10 % of full verify ({name}, native) | {} of {} = {:.1} % | {:.2} | {} |",
-            human(parse),
-            human(full),
-            share * 100.0,
-            share / 0.10,
-            verdict(share <= 0.10)
-        );
+        share_row(&mut md, &format!("{name}, native"), parse, full);
     }
     for (backend, r) in wasm {
-        let (p, f) = (get(r, "parse_and_base")?, get(r, "full_verify")?);
-        let share = p / f;
-        let _ = writeln!(
-            md,
-            "| parse+base ≤ 10 % of full verify ({backend}, wasm) | {} of {} = {:.1} % | {:.2} | {} |",
-            human(p),
-            human(f),
-            share * 100.0,
-            share / 0.10,
-            verdict(share <= 0.10)
-        );
+        share_row(&mut md, &format!("{backend}, wasm"), get(r, "parse_and_base")?, get(r, "full_verify")?);
         for (bench, limit, label) in
             [("unsigned", 1000.0, "unsigned ≤ 1 µs"), ("precheck_rejection", 2000.0, "precheck rejection ≤ 2 µs")]
         {
-            let v = get(r, bench)?;
-            let _ = writeln!(
-                md,
-                "| {label} ({backend}, wasm) | {} | {:.2} | {} |",
-                human(v),
-                v / limit,
-                verdict(v <= limit)
-            );
+            limit_row(&mut md, &format!("{label} ({backend}, wasm)"), get(r, bench)?, limit, 2);
         }
     }
 
@@ -423,4 +385,23 @@ fn report(
         }
     }
     Ok(md)
+}
+
+/// A Targets row for a time limit: measured, ratio to the limit (`digits` decimals), verdict.
+fn limit_row(md: &mut String, label: &str, ns: f64, limit_ns: f64, digits: usize) {
+    let _ = writeln!(md, "| {label} | {} | {:.*} | {} |", human(ns), digits, ns / limit_ns, verdict(ns <= limit_ns));
+}
+
+/// A Targets row for "parse+base ≤ 10 % of full verify".
+fn share_row(md: &mut String, label: &str, parse: f64, full: f64) {
+    let share = parse / full;
+    let _ = writeln!(
+        md,
+        "| parse+base ≤ 10 % of full verify ({label}) | {} of {} = {:.1} % | {:.2} | {} |",
+        human(parse),
+        human(full),
+        share * 100.0,
+        share / 0.10,
+        verdict(share <= 0.10)
+    );
 }
