@@ -4,9 +4,11 @@
 
 use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
+
+use botauth_testkit::ChildGuard;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -731,16 +733,6 @@ fn directory_with_two_keys_needs_every_signature() {
 
 // ---- --curl against a local listener ------------------------------------------------
 
-/// A child process killed on drop.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn curl_command_sends_a_request_that_verifies() {
     let s = Scratch::new();
@@ -800,16 +792,12 @@ fn curl_command_sends_a_request_that_verifies() {
         "{}",
         r.stdout
     );
-    let child = Command::new("sh").arg("-c").arg(format!("{} -sS -o /dev/null", r.stdout.trim_end())).spawn().unwrap();
-    let mut guard = Guard(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = guard.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "curl did not finish");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let mut curl = ChildGuard::spawn(
+        "curl",
+        Command::new("sh").arg("-c").arg(format!("{} -sS -o /dev/null", r.stdout.trim_end())),
+    )
+    .unwrap();
+    let status = curl.wait_timeout(Duration::from_secs(30)).unwrap().expect("curl did not finish");
     assert!(status.success(), "curl failed: {status}");
     let received = server.join().unwrap();
     let path = s.write("received.http", &received);
