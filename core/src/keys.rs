@@ -146,17 +146,6 @@ impl PublicKey {
         let x = URL_SAFE_NO_PAD.encode(key);
         Self { thumbprint: thumbprint_okp("Ed25519", &x), kid: None, key, nbf: None, exp: None }
     }
-
-    /// The public JWK JSON of this key (`kty`, `crv`, `x`, and `kid` = thumbprint).
-    pub fn to_jwk_json(&self) -> String {
-        let x = URL_SAFE_NO_PAD.encode(self.key);
-        let mut s = String::from("{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"");
-        s.push_str(&x);
-        s.push_str("\",\"kid\":\"");
-        s.push_str(&self.thumbprint);
-        s.push_str("\"}");
-        s
-    }
 }
 
 fn decode_key(x: &str) -> Option<[u8; PUBLIC_KEY_LEN]> {
