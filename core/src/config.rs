@@ -38,6 +38,8 @@ pub struct PolicyConfig {
     pub require_agent_coverage: Option<bool>,
     /// Components every signature must cover, e.g. `["@method", "@path"]`.
     pub required_components: Option<Vec<String>>,
+    /// Trust published test keys such as RFC 9421 B.1.4 (default false; local demos only).
+    pub allow_test_keys: Option<bool>,
     /// Size caps.
     pub limits: Option<LimitsConfig>,
 }
@@ -145,6 +147,7 @@ impl PolicyConfig {
         p.require_nonce = self.require_nonce.unwrap_or(p.require_nonce);
         p.require_signature_agent = self.require_signature_agent.unwrap_or(p.require_signature_agent);
         p.require_agent_coverage = self.require_agent_coverage.unwrap_or(p.require_agent_coverage);
+        p.allow_test_keys = self.allow_test_keys.unwrap_or(p.allow_test_keys);
         if let Some(required) = &self.required_components {
             let valid = |c: &String| {
                 crate::components::Derived::from_name(c).is_some()

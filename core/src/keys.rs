@@ -61,6 +61,14 @@ pub enum KeySkipReason {
     InvalidPublicKey,
     /// `d` is present: private keys do not belong in a verifier's configuration.
     PrivateKeyMaterial,
+    /// A directory key whose `kid` is not its RFC 7638 thumbprint
+    /// (draft-meunier-http-message-signatures-directory §5.1: the `kid` MUST be the thumbprint).
+    KidNotThumbprint,
+    /// A published test key (RFC 9421 B.1.4) where test keys are not allowed.
+    TestKey,
+    /// A signed directory carries no valid signature by this key
+    /// (draft-meunier-http-message-signatures-directory §4: such keys are ignored).
+    NoValidSignature,
 }
 
 impl KeySkipReason {
@@ -74,6 +82,9 @@ impl KeySkipReason {
             Self::NotForSignatures => "not_for_signatures",
             Self::InvalidPublicKey => "invalid_public_key",
             Self::PrivateKeyMaterial => "private_key_material",
+            Self::KidNotThumbprint => "kid_not_thumbprint",
+            Self::TestKey => "test_key",
+            Self::NoValidSignature => "no_valid_signature",
         }
     }
 }
@@ -127,7 +138,9 @@ impl PublicKey {
         if jwk.crv.as_deref() != Some("Ed25519") {
             return Err(KeySkipReason::UnsupportedCurve);
         }
-        if !matches!(jwk.alg.as_deref(), None | Some("EdDSA" | "Ed25519")) {
+        // Real directories write `EdDSA` (RFC 8037 §3.1), `Ed25519` or `ed25519` (the RFC 9421
+        // §6.2.2 algorithm name).
+        if !matches!(jwk.alg.as_deref(), None | Some("EdDSA" | "Ed25519" | "ed25519")) {
             return Err(KeySkipReason::UnsupportedAlgorithm);
         }
         if !matches!(jwk.use_.as_deref(), None | Some("sig")) {
@@ -163,6 +176,17 @@ pub fn thumbprint_okp(crv: &str, x: &str) -> String {
     h.update(x.as_bytes());
     h.update(b"\"}");
     URL_SAFE_NO_PAD.encode(h.finalize())
+}
+
+/// RFC 7638 thumbprint of the RFC 9421 B.1.4 test key (the Web Bot Auth drafts' example
+/// keyid): anyone can sign with it.
+pub const RFC9421_TEST_KEY_THUMBPRINT: &str = "poqkLGiymh_W0uP6PZFw-dvez3QJT5SolqXBCW38r0U";
+
+impl PublicKey {
+    /// Whether this is a published test key (RFC 9421 B.1.4).
+    pub fn is_test_key(&self) -> bool {
+        self.thumbprint == RFC9421_TEST_KEY_THUMBPRINT
+    }
 }
 
 /// Parse a JWK Set, keeping every usable Ed25519 key and reporting the others.
@@ -208,11 +232,23 @@ impl Keyring {
 
     /// Add `key` for `agent`: an exact Signature-Agent URI, or [`ANY_AGENT`] to trust the
     /// key whatever agent a request names (and when it names none).
+    ///
+    /// Agents are stored and compared in their RFC 3986 normalised form
+    /// ([`crate::agent_uri::canonical`]): `https://Agent.test:443/` and `https://agent.test` are one
+    /// agent.
     pub fn add_key(&mut self, agent: &str, key: PublicKey) {
-        match self.agents.iter_mut().find(|(a, _)| a == agent) {
+        let agent = agent_key(agent);
+        match self.agents.iter_mut().find(|(a, _)| *a == agent) {
             Some((_, keys)) => keys.push(key),
-            None => self.agents.push((agent.into(), alloc::vec![key])),
+            None => self.agents.push((agent, alloc::vec![key])),
         }
+    }
+
+    /// Whether any key is registered for exactly `agent` (normalised; [`ANY_AGENT`] keys
+    /// do not count).
+    pub fn has_agent(&self, agent: &str) -> bool {
+        let agent = agent_key(agent);
+        agent != ANY_AGENT && self.agents.iter().any(|(a, _)| *a == agent)
     }
 
     /// Add every usable key of a JWKS for `agent`; returns the keys that were skipped.
@@ -250,9 +286,10 @@ impl Keyring {
         now: u64,
     ) -> Result<(Option<&str>, &PublicKey), LookupError> {
         let matches = |k: &&PublicKey| k.thumbprint == keyid || (allow_kid && k.kid.as_deref() == Some(keyid));
+        let wanted = agent.map(agent_key);
         let mut found = None;
         for (a, keys) in &self.agents {
-            if a != ANY_AGENT && agent.is_some_and(|wanted| wanted != a) {
+            if a != ANY_AGENT && wanted.as_ref().is_some_and(|wanted| wanted != a) {
                 continue;
             }
             for key in keys.iter().filter(matches) {
@@ -269,6 +306,15 @@ impl Keyring {
         }
         Err(found.unwrap_or(LookupError::Unknown))
     }
+}
+
+/// The keyring's name for an agent: its canonical URI, or the text itself when it is not a
+/// URI (such an agent can only match itself).
+fn agent_key(agent: &str) -> String {
+    if agent == ANY_AGENT {
+        return String::from(ANY_AGENT);
+    }
+    crate::agent_uri::canonical(agent).unwrap_or_else(|| String::from(agent))
 }
 
 #[cfg(test)]
@@ -336,6 +382,8 @@ mod tests {
         let id = key.thumbprint.clone();
         ring.add_key("https://a.test", key);
         assert!(ring.find(Some("https://a.test"), &id, false, 150).is_ok());
+        assert!(ring.find(Some("HTTPS://A.test:443/"), &id, false, 150).is_ok(), "RFC 3986 normalised");
+        assert!(ring.has_agent("https://a.test/") && !ring.has_agent("https://b.test"));
         assert_eq!(ring.find(Some("https://b.test"), &id, false, 150).err(), Some(LookupError::Unknown));
         assert_eq!(ring.find(None, &id, false, 150).map(|(a, _)| a), Ok(Some("https://a.test")));
         let mut any = Keyring::new();

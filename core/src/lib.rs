@@ -38,6 +38,7 @@ extern crate alloc;
 #[cfg(not(any(feature = "ed25519-compact", feature = "ed25519-dalek")))]
 compile_error!("botauth-core needs an Ed25519 backend: enable `ed25519-compact` or `ed25519-dalek`");
 
+pub mod agent_uri;
 pub mod components;
 pub mod config;
 pub mod content_digest;

@@ -73,6 +73,9 @@ pub struct Policy {
     pub allow_kid_keyid: bool,
     /// Components every chosen signature must cover, e.g. `@method`.
     pub required_components: Vec<String>,
+    /// Trust published test keys (RFC 9421 B.1.4). Off in every profile: the Web Bot Auth
+    /// drafts say verifiers SHOULD reject them; local demos and tests turn it on.
+    pub allow_test_keys: bool,
     /// Size and count caps.
     pub limits: Limits,
 }
@@ -107,6 +110,7 @@ impl Policy {
             require_nonce: false,
             allow_kid_keyid: false,
             required_components: Vec::new(),
+            allow_test_keys: false,
             limits: Limits::default(),
         }
     }

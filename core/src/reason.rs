@@ -37,6 +37,9 @@ pub enum Status {
     Forbidden,
     /// 429: a replayed nonce (or a rate limit imposed by the host).
     TooManyRequests,
+    /// 503: the keys of this agent cannot be had right now (its directory failed and no
+    /// usable copy is left); only this agent's signed requests get it.
+    ServiceUnavailable,
 }
 
 impl Status {
@@ -46,6 +49,7 @@ impl Status {
             Self::BadRequest => 400,
             Self::Forbidden => 403,
             Self::TooManyRequests => 429,
+            Self::ServiceUnavailable => 503,
         }
     }
 }
@@ -158,6 +162,16 @@ pub enum Reason {
     KeyExpired,
     /// The Ed25519 signature does not verify over the signature base.
     SignatureInvalid,
+    /// The `Signature-Agent` names an agent that has no pinned keys and is not on the
+    /// operator's directory allow-list: nothing is fetched for it.
+    AgentNotAllowed,
+    /// The key is a published test key (RFC 9421 B.1.4) and the configuration does not
+    /// allow test keys (draft-meunier-web-bot-auth-architecture: verifiers SHOULD reject).
+    TestKeyRejected,
+    // ---- 503: the agent's keys are unavailable ----------------------------------------
+    /// The agent's key directory could not be loaded and no usable copy is cached
+    /// (never fetched successfully, or older than `max_stale`).
+    DirectoryUnavailable,
     // ---- 429: replay -------------------------------------------------------------------
     /// The nonce was already seen within its validity window.
     Replay,
@@ -216,6 +230,9 @@ impl Reason {
             Self::KeyNotYetValid => "key_not_yet_valid",
             Self::KeyExpired => "key_expired",
             Self::SignatureInvalid => "signature_invalid",
+            Self::AgentNotAllowed => "agent_not_allowed",
+            Self::TestKeyRejected => "test_key_rejected",
+            Self::DirectoryUnavailable => "directory_unavailable",
             Self::Replay => "replay",
         }
     }
@@ -272,8 +289,11 @@ impl Reason {
             | UnknownKey
             | KeyNotYetValid
             | KeyExpired
-            | SignatureInvalid => Status::Forbidden,
+            | SignatureInvalid
+            | AgentNotAllowed
+            | TestKeyRejected => Status::Forbidden,
             Replay => Status::TooManyRequests,
+            DirectoryUnavailable => Status::ServiceUnavailable,
         }
     }
 
@@ -330,6 +350,9 @@ impl Reason {
             KeyNotYetValid => "the key is not yet valid",
             KeyExpired => "the key has expired",
             SignatureInvalid => "the signature does not verify",
+            AgentNotAllowed => "this agent is not trusted here",
+            TestKeyRejected => "a published test key is not trusted",
+            DirectoryUnavailable => "the agent's key directory is unavailable",
             Replay => "the nonce was already used",
         }
     }
@@ -386,7 +409,10 @@ impl Reason {
         Self::KeyNotYetValid,
         Self::KeyExpired,
         Self::SignatureInvalid,
+        Self::AgentNotAllowed,
+        Self::TestKeyRejected,
         Self::Replay,
+        Self::DirectoryUnavailable,
     ];
 }
 
@@ -421,5 +447,8 @@ mod tests {
         assert_eq!(Reason::SignatureBadBase64.status().code(), 400);
         assert_eq!(Reason::SignatureInvalid.status().code(), 403);
         assert_eq!(Reason::Replay.status().code(), 429);
+        assert_eq!(Reason::AgentNotAllowed.status().code(), 403);
+        assert_eq!(Reason::TestKeyRejected.status().code(), 403);
+        assert_eq!(Reason::DirectoryUnavailable.status().code(), 503);
     }
 }

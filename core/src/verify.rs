@@ -121,6 +121,12 @@ fn check(
         LookupError::Expired => Reason::KeyExpired,
     });
     let (key_agent, key) = record(trace, "key", lookup)?;
+    // Web Bot Auth: verifiers SHOULD reject published test keys.
+    record(
+        trace,
+        "test_key",
+        if key.is_test_key() && !policy.allow_test_keys { Err(Reason::TestKeyRejected) } else { Ok(()) },
+    )?;
     record(trace, "content_digest", check_content_digest(msg, &input))?;
     let base = record(trace, "signature_base", signature_base(msg, &input, policy.limits.max_covered_field_len))?;
     if let Some(t) = trace.as_deref_mut() {

@@ -2,6 +2,7 @@
 //!
 //! Everything binds 127.0.0.1 and everything started here stops on drop.
 
+pub mod directory;
 pub mod origin;
 pub mod process;
 pub mod raw_http;

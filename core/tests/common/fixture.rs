@@ -133,6 +133,9 @@ pub struct PolicyOverrides {
     pub require_nonce: Option<bool>,
     /// `keyid` may match a JWK `kid`.
     pub allow_kid_keyid: Option<bool>,
+    /// Trust published test keys. Unlike the profiles (off), a case trusts them unless it
+    /// says `false`: the fixtures are signed with the RFC 9421 B.1.4 key on purpose.
+    pub allow_test_keys: Option<bool>,
     /// Components every chosen signature must cover.
     pub required_components: Option<Vec<String>>,
     /// Size and count caps.
@@ -249,6 +252,7 @@ impl Case {
             ("tag", o.tag.clone().map(Value::from)),
             ("label", o.label.clone().map(Value::from)),
             ("allow_kid_keyid", o.allow_kid_keyid.map(Value::from)),
+            ("allow_test_keys", Some(Value::from(o.allow_test_keys.unwrap_or(true)))),
             ("max_validity", o.max_validity.map(Value::from)),
             ("clock_skew", o.clock_skew.map(Value::from)),
             ("require_nonce", o.require_nonce.map(Value::from)),
@@ -298,6 +302,7 @@ impl Case {
         set(&mut p.require_signature_agent, o.require_signature_agent);
         set(&mut p.require_nonce, o.require_nonce);
         set(&mut p.allow_kid_keyid, o.allow_kid_keyid);
+        p.allow_test_keys = o.allow_test_keys.unwrap_or(true);
         if let Some(v) = &o.required_components {
             p.required_components = v.clone();
         }

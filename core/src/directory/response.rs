@@ -3,6 +3,7 @@
 //! `tag="http-message-signatures-directory"` over at least `"@authority";req`, and with a
 //! `Content-Digest` of the body.
 
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::components::Message;
@@ -13,11 +14,6 @@ use crate::request::Request;
 use crate::signature_input::parse_members;
 use crate::verdict::{Verdict, Verified};
 use crate::verify::verify_message;
-
-/// The well-known path of a key directory.
-pub const WELL_KNOWN_PATH: &str = "/.well-known/http-message-signatures-directory";
-/// The directory's media type.
-pub const MEDIA_TYPE: &str = "application/http-message-signatures-directory+json";
 
 /// A verified directory: its keys, what was skipped, and which key signed it.
 #[derive(Clone, Debug)]
@@ -56,24 +52,11 @@ pub fn verify_directory_response(
     now: u64,
 ) -> Result<VerifiedDirectory, DirectoryError> {
     let (keys, skipped) = parse_jwks(body).map_err(|_| DirectoryError::NotAJwks)?;
-    let mut ring = Keyring::new();
-    for key in &keys {
-        ring.add_key("", key.clone());
-    }
-    // The directory draft bounds a response signature by `created`/`expires` but sets no
-    // maximum window (its own test vector spans a century), so only the window is checked.
-    let policy = Policy {
-        tag: Some(DIRECTORY_TAG.into()),
-        max_validity: u64::MAX,
-        require_agent_coverage: false,
-        required_components: alloc::vec!["content-digest".into()],
-        ..Policy::web_bot_auth()
-    };
+    let (ring, policy, labels) = setup(response, &keys);
     let with_body = WithBody { inner: response, body };
     let msg = Message { message: &with_body, status: Some(status), related: Some(request) };
     // A directory may carry one signature per key: every signature with the directory tag
     // must verify (none may be ignored), and at least one must be present.
-    let labels = directory_labels(response);
     let runs: Vec<Policy> = if labels.is_empty() {
         alloc::vec![policy]
     } else {
@@ -95,6 +78,63 @@ pub fn verify_directory_response(
     }
     let signature = first.ok_or(DirectoryError::Unsigned)?;
     Ok(VerifiedDirectory { keys, skipped, signature })
+}
+
+/// The keyring of the directory's own keys, the directory signature policy, and the labels
+/// of the directory-tagged signatures.
+fn setup(response: &dyn Request, keys: &[PublicKey]) -> (Keyring, Policy, Vec<String>) {
+    let mut ring = Keyring::new();
+    for key in keys {
+        ring.add_key("", key.clone());
+    }
+    // The directory draft bounds a response signature by `created`/`expires` but sets no
+    // maximum window (its own test vector spans a century), so only the window is checked.
+    // Test keys are the document parser's concern, not the signature check's.
+    let policy = Policy {
+        tag: Some(DIRECTORY_TAG.into()),
+        max_validity: u64::MAX,
+        require_agent_coverage: false,
+        required_components: alloc::vec!["content-digest".into()],
+        allow_test_keys: true,
+        ..Policy::web_bot_auth()
+    };
+    (ring, policy, directory_labels(response))
+}
+
+/// Which of `keys` signed a directory response, signature by signature.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SignatureReport {
+    /// Whether any signature carries the directory tag.
+    pub present: bool,
+    /// Thumbprints of the keys with a valid directory signature.
+    pub signed_by: Vec<String>,
+    /// Labels whose signature failed, with the reason.
+    pub failures: Vec<(String, Reason)>,
+}
+
+/// Check each directory-tagged signature of `response` against `keys` (the directory's
+/// own), so that keys without a valid signature can be dropped one by one.
+pub fn check_signatures(
+    request: &dyn Request,
+    response: &dyn Request,
+    status: u16,
+    body: &[u8],
+    keys: &[PublicKey],
+    now: u64,
+) -> SignatureReport {
+    let (ring, policy, labels) = setup(response, keys);
+    let with_body = WithBody { inner: response, body };
+    let msg = Message { message: &with_body, status: Some(status), related: Some(request) };
+    let mut report = SignatureReport { present: !labels.is_empty(), ..SignatureReport::default() };
+    for label in labels {
+        let run = Policy { tag: None, label: Some(label.clone()), ..policy.clone() };
+        match verify_message(&msg, &ring, &run, now, &mut None) {
+            Verdict::Verified(v) => report.signed_by.push(v.keyid),
+            Verdict::Rejected(r) => report.failures.push((label, r.reason)),
+            Verdict::Unsigned => report.failures.push((label, Reason::MissingSignature)),
+        }
+    }
+    report
 }
 
 /// Labels of the `Signature-Input` members tagged as directory signatures.

@@ -1,0 +1,266 @@
+//! A key-directory server on 127.0.0.1 for tests and the local demo: serves whatever
+//! [`Behaviour`] it is set to (a directory, a 404, garbage, a redirect, a slow answer, a
+//! reset), can be switched while running, and counts every request it receives, so tests
+//! assert fetches at the server. Stops when dropped.
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// The directory media type (draft-meunier-http-message-signatures-directory).
+pub const MEDIA_TYPE: &str = "application/http-message-signatures-directory+json";
+
+/// What the server answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Behaviour {
+    /// A response: status, header fields (Content-Length is added), body.
+    Respond {
+        /// Status code.
+        status: u16,
+        /// Header fields.
+        headers: Vec<(String, String)>,
+        /// Body.
+        body: Vec<u8>,
+    },
+    /// Answer like `Respond`, but only after this delay.
+    Slow(Duration, Box<Behaviour>),
+    /// Close the connection without answering (a reset as the client sees it).
+    Reset,
+}
+
+impl Behaviour {
+    /// 200 with a JWKS body, the directory media type and `Cache-Control: max-age=<max_age>`.
+    pub fn jwks(body: &str, max_age: u64) -> Self {
+        Self::Respond {
+            status: 200,
+            headers: vec![
+                ("Content-Type".into(), MEDIA_TYPE.into()),
+                ("Cache-Control".into(), format!("max-age={max_age}")),
+            ],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    /// A status with a plain body and optional extra headers.
+    pub fn status(status: u16, headers: &[(&str, &str)], body: &str) -> Self {
+        Self::Respond {
+            status,
+            headers: headers.iter().map(|(n, v)| (String::from(*n), String::from(*v))).collect(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+}
+
+/// One request as received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hit {
+    /// Method.
+    pub method: String,
+    /// Target.
+    pub target: String,
+    /// Header fields.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Hit {
+    /// The first value of `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A running directory server.
+pub struct DirectoryServer {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    behaviour: Arc<Mutex<Behaviour>>,
+    hits: Arc<Mutex<Vec<Hit>>>,
+    count: Arc<AtomicUsize>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl DirectoryServer {
+    /// Start on a free port of 127.0.0.1.
+    pub fn start(behaviour: Behaviour) -> io::Result<Self> {
+        Self::start_on(0, behaviour)
+    }
+
+    /// Start on 127.0.0.1:`port` (0 = any free port).
+    pub fn start_on(port: u16, behaviour: Behaviour) -> io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", port))?;
+        listener.set_nonblocking(true)?;
+        let port = listener.local_addr()?.port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let behaviour = Arc::new(Mutex::new(behaviour));
+        let hits = Arc::new(Mutex::new(Vec::new()));
+        let count = Arc::new(AtomicUsize::new(0));
+        let (stop2, b2, h2, c2) = (stop.clone(), behaviour.clone(), hits.clone(), count.clone());
+        let thread = std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let (b, h, c, s) = (b2.clone(), h2.clone(), c2.clone(), stop2.clone());
+                        std::thread::spawn(move || {
+                            let _ = serve(stream, &b, &h, &c, &s);
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Ok(Self { port, stop, behaviour, hits, count, thread: Some(thread) })
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Change what is served from now on.
+    pub fn set(&self, behaviour: Behaviour) {
+        if let Ok(mut b) = self.behaviour.lock() {
+            *b = behaviour;
+        }
+    }
+
+    /// Requests received so far (every request counts, whatever was answered).
+    pub fn fetches(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// The requests received so far, oldest first.
+    pub fn hits(&self) -> Vec<Hit> {
+        self.hits.lock().map(|h| h.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for DirectoryServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(
+    stream: TcpStream,
+    behaviour: &Mutex<Behaviour>,
+    hits: &Mutex<Vec<Hit>>,
+    count: &AtomicUsize,
+    stop: &AtomicBool,
+) -> io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_nodelay(true)?;
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let mut parts = line.trim_end().splitn(3, ' ');
+        let method = parts.next().unwrap_or("").to_string();
+        let target = parts.next().unwrap_or("").to_string();
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h)? == 0 {
+                return Ok(());
+            }
+            let h = h.trim_end_matches(['\r', '\n']);
+            if h.is_empty() {
+                break;
+            }
+            if let Some((n, v)) = h.split_once(':') {
+                headers.push((n.trim().to_string(), v.trim().to_string()));
+            }
+        }
+        let close =
+            headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close"));
+        count.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut h) = hits.lock() {
+            h.push(Hit { method: method.clone(), target, headers });
+        }
+        let mut current = behaviour.lock().map(|b| b.clone()).unwrap_or(Behaviour::Reset);
+        loop {
+            match current {
+                Behaviour::Slow(delay, inner) => {
+                    let until = std::time::Instant::now() + delay;
+                    while std::time::Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    current = *inner;
+                }
+                Behaviour::Reset => {
+                    let _ = writer.shutdown(Shutdown::Both);
+                    return Ok(());
+                }
+                Behaviour::Respond { status, headers, body } => {
+                    let mut out = format!("HTTP/1.1 {status} {}\r\n", reason(status)).into_bytes();
+                    for (n, v) in &headers {
+                        out.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
+                    }
+                    out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+                    if close {
+                        out.extend_from_slice(b"Connection: close\r\n");
+                    }
+                    out.extend_from_slice(b"\r\n");
+                    if method != "HEAD" {
+                        out.extend_from_slice(&body);
+                    }
+                    writer.write_all(&out)?;
+                    writer.flush()?;
+                    if close {
+                        return Ok(());
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        404 => "Not Found",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raw_http;
+
+    #[test]
+    fn serves_counts_and_switches() {
+        let server = DirectoryServer::start(Behaviour::jwks(r#"{"keys":[]}"#, 300)).unwrap();
+        let host = vec![("Host".to_string(), "agent.test".to_string())];
+        let res = raw_http::send(server.port(), "GET", "/.well-known/http-message-signatures-directory", &host, None)
+            .unwrap();
+        assert_eq!(res.status, 200);
+        assert_eq!(res.header("content-type"), Some(MEDIA_TYPE));
+        assert_eq!(res.body, br#"{"keys":[]}"#);
+        server.set(Behaviour::status(404, &[], "nope"));
+        assert_eq!(raw_http::send(server.port(), "GET", "/", &host, None).unwrap().status, 404);
+        server.set(Behaviour::Reset);
+        assert!(raw_http::send(server.port(), "GET", "/", &host, None).is_err());
+        assert_eq!(server.fetches(), 3);
+        assert_eq!(server.hits()[0].header("host"), Some("agent.test"));
+    }
+}
