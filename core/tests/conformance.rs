@@ -12,6 +12,8 @@
 //!   cargo test -p botauth-core --target wasm32-unknown-unknown --test conformance
 //! ```
 
+#[path = "common/fetch_fixture.rs"]
+mod fetch_fixture;
 #[path = "common/fixture.rs"]
 mod fixture;
 
@@ -23,6 +25,9 @@ use fixture::{all_cases, Case, ExpectedVerdict, SKIP};
 
 /// Run one case through core the way a host would: verify, then the replay check.
 fn run(case: &Case) -> Result<(), String> {
+    if case.directories.is_some() {
+        return run_with_directories(case);
+    }
     let keys = case.keyring()?;
     let policy = case.policy();
     let req = case.request();
@@ -50,6 +55,76 @@ fn run(case: &Case) -> Result<(), String> {
             .collect();
         format!("{e} [checks: {}]", checks.join(" "))
     })
+}
+
+/// A directory case, as a host runs it: verify with directories; when core asks for a
+/// fetch, answer from the case's `responses`, fold it in with `record`, and go again.
+fn run_with_directories(case: &Case) -> Result<(), String> {
+    use botauth_core::directory::{verify_with_directories, Directories, Entries, Step};
+    let d = case.directories.as_ref().ok_or("no directories")?;
+    let dirs = Directories::from_json(d.config.to_string().as_bytes()).map_err(|e| e.to_string())?;
+    let pinned = case.keyring()?;
+    let policy = case.policy();
+    let req = case.request();
+    let mut entries = Entries::new();
+    for (agent, state) in &d.entries {
+        let canonical = botauth_core::agent_uri::canonical(agent).ok_or("entry agent is not a URI")?;
+        entries.insert(canonical, state.entry()?);
+    }
+    let mut fetches = 0;
+    loop {
+        match verify_with_directories(&req, &pinned, &dirs, &entries, &policy, case.now) {
+            Step::Fetch(f) => {
+                fetches += 1;
+                if fetches > 4 {
+                    return Err("more than 4 fetches for one request".into());
+                }
+                let agent = f.agent.agent.as_str();
+                let response = d
+                    .responses
+                    .iter()
+                    .find(|(a, _)| botauth_core::agent_uri::canonical(a).as_deref() == Some(agent))
+                    .map(|(_, r)| r)
+                    .ok_or_else(|| format!("unexpected fetch for {agent} ({:?})", f.reason))?;
+                let recorded = response.record(entries.get(agent), &dirs, f.agent, policy.allow_test_keys, case.now);
+                entries.insert(agent.to_string(), recorded.entry);
+            }
+            Step::Done { verdict, refresh } => {
+                if fetches != d.fetches {
+                    return Err(format!("{fetches} fetches, expected {}", d.fetches));
+                }
+                if refresh.is_some() != d.refresh {
+                    return Err(format!("refresh {refresh:?}, expected {}", d.refresh));
+                }
+                return case.check(&verdict);
+            }
+        }
+    }
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn directory_fetch_cases_pass() {
+    let file = fetch_fixture::fetch_cases();
+    assert!(file.cases.len() >= 40, "only {} fetch cases", file.cases.len());
+    let mut names = BTreeSet::new();
+    let failures: Vec<String> = file
+        .cases
+        .iter()
+        .filter_map(|c| {
+            if !names.insert(c.name.clone()) {
+                return Some(format!("{}: duplicate name", c.name));
+            }
+            c.run(file.now).err().map(|e| format!("{}: {e}", c.name))
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} fetch cases failed:\n{}",
+        failures.len(),
+        file.cases.len(),
+        failures.join("\n")
+    );
 }
 
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]

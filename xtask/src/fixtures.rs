@@ -9,6 +9,7 @@
 mod agent;
 mod build;
 mod components;
+mod directory;
 mod keys;
 mod policy;
 mod structure;
@@ -56,6 +57,11 @@ pub fn check() -> Result<(), String> {
             differ.push(format!("{file} (not generated)"));
         }
     }
+    let fetch = directory::fetch_file(&load_keys()?)?;
+    let fetch_path = util::root().join(FETCH_FILE);
+    if std::fs::read_to_string(&fetch_path).ok().as_deref() != Some(fetch.as_str()) {
+        differ.push(format!("{FETCH_FILE} (differs or missing)"));
+    }
     if differ.is_empty() {
         let count: usize = generated.iter().map(|(_, t)| t.matches("\n    {\n").count()).sum();
         println!("fixtures/cases: {} files, {count} cases, all current", generated.len());
@@ -77,6 +83,9 @@ fn write() -> Result<(), String> {
         std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
         println!("wrote {}", path.display());
     }
+    let path = util::root().join(FETCH_FILE);
+    std::fs::write(&path, directory::fetch_file(&load_keys()?)?).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("wrote {}", path.display());
     Ok(())
 }
 
@@ -84,13 +93,21 @@ fn cases_dir() -> PathBuf {
     util::root().join("fixtures/cases")
 }
 
+/// The directory fetch cases (`directory::fetch_file`), beside `cases/`: another format.
+const FETCH_FILE: &str = "fixtures/directories/fetch.json";
+
+fn load_keys() -> Result<Keys, String> {
+    let root = util::root();
+    Ok(Keys {
+        rfc: build::Key::load(&root.join("fixtures/keys/rfc9421-ed25519.json"))?,
+        b: build::Key::load(&root.join("fixtures/keys/test-only-b-ed25519.json"))?,
+    })
+}
+
 /// Every file's name and text.
 fn generate() -> Result<Vec<(String, String)>, String> {
     let root = util::root();
-    let keys = Keys {
-        rfc: build::Key::load(&root.join("fixtures/keys/rfc9421-ed25519.json"))?,
-        b: build::Key::load(&root.join("fixtures/keys/test-only-b-ed25519.json"))?,
-    };
+    let keys = load_keys()?;
     let files = [
         File {
             name: "agent.json",
@@ -102,6 +119,12 @@ fn generate() -> Result<Vec<(String, String)>, String> {
             description: "RFC 9421 components: derived components, field parameters, duplicates, unknowns, \
                           content-digest, tampered covered parts",
             cases: components::cases(&keys)?,
+        },
+        File {
+            name: "directory.json",
+            description: "Live key directories: cold fetch, fresh and stale entries, max_stale, negative caching, \
+                          early refetch on an unknown keyid, allow-list, pinned keys beside directories",
+            cases: directory::cases(&keys)?,
         },
         File {
             name: "keys.json",
@@ -173,6 +196,9 @@ fn emit(f: &File) -> Result<String, String> {
         members.push(format!("\"expect\": {}", emit_expect(&c.expect)));
         if let Some(b) = &c.signature_base {
             members.push(format!("\"signature_base\": {}", js(b)));
+        }
+        if let Some(d) = &c.directories {
+            members.push(format!("\"directories\": {}", js(d)));
         }
         o.push_str("    {\n      ");
         o.push_str(&members.join(",\n      "));

@@ -17,6 +17,7 @@ use serde::Deserialize;
 pub const FILES: &[(&str, &str)] = &[
     ("agent.json", include_str!("../../../fixtures/cases/agent.json")),
     ("components.json", include_str!("../../../fixtures/cases/components.json")),
+    ("directory.json", include_str!("../../../fixtures/cases/directory.json")),
     ("keys.json", include_str!("../../../fixtures/cases/keys.json")),
     ("policy.json", include_str!("../../../fixtures/cases/policy.json")),
     ("structure.json", include_str!("../../../fixtures/cases/structure.json")),
@@ -68,9 +69,119 @@ pub struct Case {
     /// The exact RFC 9421 §2.5 signature base the verifier builds, when known.
     #[serde(default)]
     pub signature_base: Option<String>,
+    /// Live directories (`directory.json`): the allow-list, cached entries, what each
+    /// directory answers, and the fetches expected. Such cases are core-only.
+    #[serde(default)]
+    pub directories: Option<DirectoryCase>,
     /// The file the case came from (filled by [`all_cases`]).
     #[serde(skip)]
     pub file: String,
+}
+
+/// The directory part of a case: run with `verify_with_directories`, fetching from
+/// `responses` when core asks, as a host would.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryCase {
+    /// The `directories` configuration (`botauth_core::directory::DirectoriesConfig` JSON).
+    pub config: serde_json::Value,
+    /// Cached entries by agent URI.
+    pub entries: BTreeMap<String, EntryState>,
+    /// What each agent's directory answers (a response, or `{"transport_error": …}`).
+    pub responses: BTreeMap<String, FetchResponse>,
+    /// How many fetches the host makes.
+    pub fetches: usize,
+    /// Whether the final step asks for a refresh.
+    pub refresh: bool,
+}
+
+/// An agent's cached entry as fixtures write it (`botauth_core::directory::Entry`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntryState {
+    /// A JWK Set of the cached keys.
+    pub keys: serde_json::Value,
+    /// Ever loaded.
+    pub loaded: bool,
+    /// Last good fetch.
+    pub fetched_at: u64,
+    /// Fresh until.
+    pub fresh_until: u64,
+    /// Usable until.
+    pub stale_until: u64,
+    /// No fetch before.
+    pub retry_after: u64,
+    /// Consecutive failures.
+    pub failures: u32,
+}
+
+impl EntryState {
+    /// The core entry.
+    pub fn entry(&self) -> Result<botauth_core::directory::Entry, String> {
+        let json = serde_json::to_vec(&self.keys).map_err(|e| e.to_string())?;
+        let (keys, skipped) = botauth_core::keys::parse_jwks(&json).map_err(|e| e.to_string())?;
+        if !skipped.is_empty() {
+            return Err("an entry's keys must all be usable".into());
+        }
+        Ok(botauth_core::directory::Entry {
+            keys,
+            loaded: self.loaded,
+            fetched_at: self.fetched_at,
+            fresh_until: self.fresh_until,
+            stale_until: self.stale_until,
+            retry_after: self.retry_after,
+            failures: self.failures,
+            last_error: None,
+            etag: None,
+        })
+    }
+}
+
+/// What a directory answered.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum FetchResponse {
+    /// A whole response.
+    Response {
+        /// Status.
+        status: u16,
+        /// Header fields.
+        headers: Vec<(String, String)>,
+        /// Body.
+        body: String,
+    },
+    /// No whole response: `timeout`, `connect`, `body_too_large`, `other`.
+    Failed {
+        /// The transport error.
+        transport_error: botauth_core::directory::TransportError,
+    },
+}
+
+impl FetchResponse {
+    /// Fold this answer into `previous` with core's `record`.
+    pub fn record(
+        &self,
+        previous: Option<&botauth_core::directory::Entry>,
+        dirs: &botauth_core::directory::Directories,
+        agent: &botauth_core::directory::AgentDirectory,
+        allow_test_keys: bool,
+        now: u64,
+    ) -> botauth_core::directory::Recorded {
+        use botauth_core::directory::{record, Fetched};
+        match self {
+            Self::Failed { transport_error } => {
+                record(previous, dirs, agent, allow_test_keys, Fetched::Failed(*transport_error), now)
+            }
+            Self::Response { status, headers, body } => {
+                let mut fields = HttpRequest::new("GET", "https", agent.authority(), agent.path());
+                for (n, v) in headers {
+                    fields.push_header(n, v.as_bytes());
+                }
+                let fetched = Fetched::Response { status: *status, fields: &fields, body: body.as_bytes() };
+                record(previous, dirs, agent, allow_test_keys, fetched, now)
+            }
+        }
+    }
 }
 
 /// The request of a case. Hosts send `target` raw and `authority` as the Host header.
