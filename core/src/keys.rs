@@ -286,10 +286,18 @@ impl Keyring {
         now: u64,
     ) -> Result<(Option<&str>, &PublicKey), LookupError> {
         let matches = |k: &&PublicKey| k.thumbprint == keyid || (allow_kid && k.kid.as_deref() == Some(keyid));
-        let wanted = agent.map(agent_key);
+        // Stored agents are canonical: a request naming one exactly (the usual case) needs
+        // no normalisation, so the hot path does not allocate.
+        let wanted: Option<alloc::borrow::Cow<'_, str>> = agent.map(|w| {
+            if self.agents.iter().any(|(a, _)| a == w) {
+                alloc::borrow::Cow::Borrowed(w)
+            } else {
+                alloc::borrow::Cow::Owned(agent_key(w))
+            }
+        });
         let mut found = None;
         for (a, keys) in &self.agents {
-            if a != ANY_AGENT && wanted.as_ref().is_some_and(|wanted| wanted != a) {
+            if a != ANY_AGENT && wanted.as_deref().is_some_and(|wanted| wanted != a) {
                 continue;
             }
             for key in keys.iter().filter(matches) {
