@@ -13,7 +13,16 @@ use std::process::Command;
 use crate::util::{banner, have, root, run as run_cmd};
 
 /// The targets of `fuzz/Cargo.toml`: one per public entry point, plus a round trip.
-const TARGETS: [&str; 5] = ["signature_input", "signature_agent", "signature_base", "verify", "sign_verify"];
+const TARGETS: [&str; 8] = [
+    "signature_input",
+    "signature_agent",
+    "signature_base",
+    "verify",
+    "sign_verify",
+    "directory_document",
+    "directory_fetch",
+    "agent_uri",
+];
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let mut seconds = 60u64;
@@ -158,6 +167,32 @@ fn seed_corpora() -> Result<usize, String> {
             }
             for t in ["verify", "signature_base"] {
                 n += seed(&corpus.join(t), &format!("fixture-{name}"), &whole)?;
+            }
+        }
+    }
+    n += seed_directory_corpora(&corpus)?;
+    Ok(n)
+}
+
+/// Directory bodies and agent URIs from `fixtures/directories/fetch.json`.
+fn seed_directory_corpora(corpus: &Path) -> Result<usize, String> {
+    let file = root().join("fixtures/directories/fetch.json");
+    let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut n = 0;
+    for case in json["cases"].as_array().into_iter().flatten() {
+        let name: String = case["name"]
+            .as_str()
+            .unwrap_or("case")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+            .collect();
+        if let Some(body) = case["response"]["body"].as_str() {
+            n += seed(&corpus.join("directory_document"), &format!("fixture-{name}"), body)?;
+        }
+        for key in ["agent", "directory"] {
+            if let Some(uri) = case["agent"][key].as_str() {
+                n += seed(&corpus.join("agent_uri"), &format!("fixture-{name}-{key}"), uri)?;
             }
         }
     }
