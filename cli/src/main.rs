@@ -1,6 +1,7 @@
 //! `botauth`: sign, verify and explain Web Bot Auth request signatures (RFC 9421 HTTP
 //! Message Signatures with Ed25519) from raw HTTP/1.1 message files; generate keys and
-//! signed key directories. All rules live in `botauth-core`; this is file handling.
+//! signed key directories; fetch and check live key directories. All rules live in
+//! `botauth-core`; this is file handling and HTTP.
 //!
 //! Exit codes: 0 ok / verified, 1 rejected or unsigned, 2 bad usage or input.
 #![forbid(unsafe_code)]
@@ -11,7 +12,9 @@
 
 mod covered;
 mod curl;
+mod dates;
 mod directory;
+mod fetch;
 mod input;
 mod keygen;
 mod keys;
@@ -45,7 +48,7 @@ enum Command {
     Verify(verify::Args),
     /// Like verify, but show each check, the covered components and the signature base.
     Explain(verify::Args),
-    /// Print a signed key-directory response (/.well-known/http-message-signatures-directory).
+    /// Key directories: fetch and check a live one, check a saved one, or print a signed one.
     Directory(directory::Args),
 }
 

@@ -1,10 +1,11 @@
-//! `botauth directory`: a signed key-directory response
+//! `botauth directory sign` (and the flag form `botauth directory --key …`): a signed
+//! key-directory response
 //! (draft-meunier-http-message-signatures-directory §4): the JWK Set of the public keys at
 //! `/.well-known/http-message-signatures-directory`, with `Content-Digest` (RFC 9530) and one
 //! signature per key over `("@authority";req "content-digest")` (RFC 9421 §2.4),
 //! `tag="http-message-signatures-directory"`.
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use botauth_core::components::Message;
 use botauth_core::content_digest::sha256_field;
 use botauth_core::directory::{MEDIA_TYPE, WELL_KNOWN_PATH};
@@ -17,15 +18,16 @@ use crate::keys::{load_private, public_jwks};
 use crate::message::write_fields;
 use crate::Outcome;
 
-/// `botauth directory`.
+/// `botauth directory sign` / `botauth directory --key …`. `--key` and `--authority` are
+/// checked here, not by clap, so that the flag form can sit beside the subcommands.
 #[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Private Ed25519 JWK; repeat for several keys (each is published and signs).
-    #[arg(long, value_name = "PRIVATE_JWK", required = true)]
+pub struct SignArgs {
+    /// Private Ed25519 JWK; repeat for several keys (each is published and signs). Required.
+    #[arg(long, value_name = "PRIVATE_JWK")]
     key: Vec<String>,
-    /// The authority the directory is served from (`"@authority";req`).
+    /// The authority the directory is served from (`"@authority";req`). Required.
     #[arg(long, value_name = "HOST[:PORT]")]
-    authority: String,
+    authority: Option<String>,
     /// `created`, unix seconds [default: now].
     #[arg(long, value_name = "UNIX")]
     created: Option<u64>,
@@ -35,15 +37,23 @@ pub struct Args {
 }
 
 /// Build, sign and print the response.
-pub fn run(args: &Args) -> Result<Outcome> {
+pub fn run(args: &SignArgs) -> Result<Outcome> {
+    if args.key.is_empty() {
+        bail!(
+            "botauth directory: give a subcommand (fetch, check, sign) or --key PRIVATE_JWK and --authority HOST \
+             (see botauth directory --help)"
+        );
+    }
+    let Some(authority) = args.authority.as_deref() else {
+        bail!("botauth directory: --authority HOST[:PORT] is required with --key");
+    };
     let keys = args.key.iter().map(|k| load_private(k)).collect::<Result<Vec<_>>>()?;
     let created = match args.created {
         Some(c) => c,
         None => now()?,
     };
     let body = (public_jwks(&keys)? + "\n").into_bytes();
-    let request =
-        HttpRequest::new("GET", "https", &args.authority, WELL_KNOWN_PATH).with_header("Host", &*args.authority);
+    let request = HttpRequest::new("GET", "https", authority, WELL_KNOWN_PATH).with_header("Host", authority);
     let mut fields: Vec<(String, Vec<u8>)> = vec![
         ("Content-Type".to_owned(), MEDIA_TYPE.into()),
         ("Cache-Control".to_owned(), format!("max-age={}", args.validity).into_bytes()),
