@@ -1,14 +1,28 @@
 //! `botauth verify` and `botauth explain`: core's verdict on a raw request file, and the
 //! trace behind it (each check, the covered components, the RFC 9421 §2.5 signature base).
+//! With `--fetch`, keys of allow-listed agents come from their live directories through
+//! core's `verify_with_directories` loop (core says when to fetch; the CLI fetches).
 
-use anyhow::{bail, Result};
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, bail, Result};
+use botauth_core::agent_uri::AgentUri;
+use botauth_core::directory::{
+    claimed_agents, record, verify_with_directories, AgentDirectory, Directories, Entries, Fetch, Step,
+};
 use botauth_core::{verify_with_trace, HttpRequest, Keyring, Policy, Reason, Rejected, Trace, Verdict};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::directory::DirectoryOptions;
+use crate::fetch::check_scheme;
 use crate::input::{emit_line, now};
 use crate::keys::{load_keyring, Trusted};
 use crate::{load_request, Outcome, TargetArgs};
+
+/// Most directory fetches one verification may make (core asks at most once per agent per
+/// refetch interval; this only bounds the loop).
+const MAX_FETCHES: usize = 16;
 
 /// The verification profile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -25,9 +39,9 @@ pub struct Args {
     /// The raw HTTP/1.1 request file (`-` = stdin).
     #[arg(long, value_name = "FILE|-")]
     request: String,
-    /// Trusted keys: a JWK Set (or one JWK), for AGENT only when given as AGENT=FILE,
-    /// otherwise for any agent. Repeatable.
-    #[arg(long, value_name = "[AGENT=]FILE", required = true)]
+    /// Trusted (pinned) keys: a JWK Set (or one JWK), for AGENT only when given as
+    /// AGENT=FILE, otherwise for any agent. Repeatable. Required unless --fetch.
+    #[arg(long, value_name = "[AGENT=]FILE", required_unless_present = "fetch")]
     jwks: Vec<String>,
     /// The verifier's clock, unix seconds [default: now].
     #[arg(long, value_name = "UNIX")]
@@ -50,8 +64,68 @@ pub struct Args {
     /// The label to verify when the profile selects by label (rfc9421 with several signatures).
     #[arg(long, value_name = "LABEL")]
     label: Option<String>,
+    /// Trust published test keys (RFC 9421 B.1.4); default: rejected as test_key_rejected.
+    #[arg(long)]
+    allow_test_keys: bool,
     #[command(flatten)]
     target: TargetArgs,
+    #[command(flatten)]
+    live: LiveArgs,
+}
+
+/// Live directories for `verify --fetch` / `explain --fetch`.
+#[derive(Debug, clap::Args)]
+pub struct LiveArgs {
+    /// Fetch the directories of allow-listed agents when core asks (unknown key, no keys yet).
+    #[arg(long, requires = "allow")]
+    fetch: bool,
+    /// An agent whose directory may be fetched (an https URI as sent in Signature-Agent);
+    /// repeatable. Other agents get agent_not_allowed, and nothing is fetched for them.
+    #[arg(long, value_name = "AGENT", requires = "fetch")]
+    allow: Vec<String>,
+    /// Send AGENT's directory fetch to BASE_URL (scheme://host[:port]) instead, like curl's
+    /// --resolve: the path stays the directory path, Host stays the agent's authority.
+    /// Plain http only to loopback hosts. Repeatable.
+    #[arg(long, value_name = "AGENT=BASE_URL", requires = "fetch")]
+    directory: Vec<String>,
+    #[command(flatten)]
+    options: DirectoryOptions,
+}
+
+/// The allow-list core resolves with, and where each agent's fetch goes instead.
+struct Live {
+    dirs: Directories,
+    /// Canonical agent URI → base origin.
+    bases: BTreeMap<String, String>,
+}
+
+impl Live {
+    fn from_args(args: &LiveArgs) -> Result<Option<Self>> {
+        if !args.fetch {
+            return Ok(None);
+        }
+        let configs = args.allow.iter().map(|a| args.options.agent_config(a.clone(), None)).collect();
+        let dirs = args.options.directories(configs).map_err(|e| anyhow!("--allow: {e}"))?;
+        let mut bases = BTreeMap::new();
+        for arg in &args.directory {
+            let Some((agent, base)) = arg.split_once('=') else {
+                bail!("--directory {arg:?}: expected AGENT=BASE_URL");
+            };
+            let Some(entry) = dirs.get(agent) else {
+                bail!("--directory {arg:?}: {agent} is not an --allow agent");
+            };
+            let uri = AgentUri::parse(base).map_err(|e| anyhow!("--directory {arg:?}: {base}: {e}"))?;
+            check_scheme(&uri, "--directory BASE_URL")?;
+            if !uri.is_origin() {
+                bail!(
+                    "--directory {arg:?}: BASE_URL must be an origin (scheme://host[:port]); the path stays {}",
+                    entry.path()
+                );
+            }
+            bases.insert(entry.agent.as_str().to_owned(), uri.origin().to_owned());
+        }
+        Ok(Some(Self { dirs, bases }))
+    }
 }
 
 struct Loaded {
@@ -60,6 +134,7 @@ struct Loaded {
     trusted: Vec<Trusted>,
     policy: Policy,
     now: u64,
+    live: Option<Live>,
 }
 
 fn load(args: &Args) -> Result<Loaded> {
@@ -81,11 +156,59 @@ fn load(args: &Args) -> Result<Loaded> {
     }
     policy.require_nonce |= args.require_nonce;
     policy.label.clone_from(&args.label);
+    policy.allow_test_keys = args.allow_test_keys;
     let now = match args.now {
         Some(n) => n,
         None => now()?,
     };
-    Ok(Loaded { request, ring, trusted, policy, now })
+    let live = Live::from_args(&args.live)?;
+    Ok(Loaded { request, ring, trusted, policy, now, live })
+}
+
+/// One directory fetch made while verifying, as reported.
+struct Fetched {
+    agent: String,
+    url: String,
+    line: String,
+}
+
+/// Core's `verify_with_directories` loop: fetch what core asks for, record it, ask again.
+/// Returns the verdict, the entries loaded, and what was fetched.
+fn resolve(l: &Loaded, live: &Live) -> Result<(Verdict, Entries, Vec<Fetched>)> {
+    let mut entries = Entries::new();
+    let mut fetched = Vec::new();
+    loop {
+        match verify_with_directories(&l.request, &l.ring, &live.dirs, &entries, &l.policy, l.now) {
+            Step::Done { verdict, .. } => return Ok((verdict, entries, fetched)),
+            Step::Fetch(Fetch { agent, reason }) => {
+                if fetched.len() >= MAX_FETCHES {
+                    bail!("more than {MAX_FETCHES} directory fetches for one request");
+                }
+                let (url, host) = fetch_target(agent, live);
+                let outcome = crate::fetch::get(&url, host, &live.dirs.settings);
+                let key = agent.agent.as_str().to_owned();
+                let recorded =
+                    record(entries.get(&key), &live.dirs, agent, l.policy.allow_test_keys, outcome.as_fetched(), l.now);
+                let line = match (&recorded.result, &outcome) {
+                    (Ok(doc), _) => format!("{} key(s), {} skipped", doc.keys.len(), doc.skipped.len()),
+                    (Err(e), crate::fetch::Outcome::Failed(_, detail)) => format!("{}: {e} ({detail})", e.code()),
+                    (Err(e), _) => format!("{}: {e}", e.code()),
+                };
+                let line = format!("{line} [{reason:?}]");
+                eprintln!("botauth: directory {url} (agent {key}): {line}");
+                fetched.push(Fetched { agent: key.clone(), url, line });
+                entries.insert(key, recorded.entry);
+            }
+        }
+    }
+}
+
+/// The URL to GET for `agent`, and the `Host` to send when it goes elsewhere (`--directory`).
+fn fetch_target<'a>(agent: &'a AgentDirectory, live: &Live) -> (String, Option<&'a str>) {
+    match live.bases.get(agent.agent.as_str()) {
+        Some(base) => (format!("{base}{}", agent.path()), Some(agent.authority())),
+        None => (agent.directory.as_str().to_owned(), None),
+    }
 }
 
 fn exit_for(verdict: &Verdict) -> Outcome {
@@ -153,7 +276,10 @@ fn verdict_json(verdict: &Verdict) -> VerdictJson<'_> {
 /// Verify and print the verdict.
 pub fn verify(args: &Args) -> Result<Outcome> {
     let l = load(args)?;
-    let verdict = botauth_core::verify(&l.request, &l.ring, &l.policy, l.now);
+    let verdict = match &l.live {
+        Some(live) => resolve(&l, live)?.0,
+        None => botauth_core::verify(&l.request, &l.ring, &l.policy, l.now),
+    };
     if args.json {
         emit_line(&serde_json::to_string(&verdict_json(&verdict))?)?;
     } else {
@@ -164,8 +290,30 @@ pub fn verify(args: &Args) -> Result<Outcome> {
 
 /// Verify and print every check, the covered components, the base and the verdict.
 pub fn explain(args: &Args) -> Result<Outcome> {
-    let l = load(args)?;
-    let (verdict, trace) = verify_with_trace(&l.request, &l.ring, &l.policy, l.now);
+    let mut l = load(args)?;
+    let mut fetches = Vec::new();
+    let (verdict, trace) = match &l.live {
+        None => verify_with_trace(&l.request, &l.ring, &l.policy, l.now),
+        Some(live) => {
+            // The verdict is core's directory loop's; the trace is core's over the same keys
+            // (pinned plus the usable directory keys of the agents the request names).
+            let (verdict, entries, fetched) = resolve(&l, live)?;
+            let mut ring = l.ring.clone();
+            let mut shown = Vec::new();
+            for agent in claimed_agents(&l.request, &live.dirs, &l.policy) {
+                let name = agent.agent.as_str();
+                for key in entries.get(name).and_then(|e| e.usable_keys(l.now)).unwrap_or_default() {
+                    ring.add_key(name, key.clone());
+                    let file = format!("directory {}", agent.directory);
+                    shown.push(Trusted { agent: name.to_owned(), file, key: key.clone() });
+                }
+            }
+            let (_, trace) = verify_with_trace(&l.request, &ring, &l.policy, l.now);
+            l.trusted.extend(shown);
+            fetches = fetched;
+            (verdict, trace)
+        }
+    };
     if args.json {
         let checks: Vec<_> = trace
             .checks
@@ -175,18 +323,21 @@ pub fn explain(args: &Args) -> Result<Outcome> {
                 Err(reason) => json!({ "check": name, "pass": false, "reason": reason.code() }),
             })
             .collect();
+        let fetches: Vec<_> =
+            fetches.iter().map(|f| json!({ "agent": f.agent, "url": f.url, "result": f.line })).collect();
         let out = json!({
             "label": trace.label, "components": trace.components, "checks": checks,
             "signature_base": trace.signature_base, "result": verdict_json(&verdict),
+            "directory_fetches": fetches,
         });
         emit_line(&out.to_string())?;
     } else {
-        emit_line(&explain_text(&l, &verdict, &trace))?;
+        emit_line(&explain_text(&l, &verdict, &trace, &fetches))?;
     }
     Ok(exit_for(&verdict))
 }
 
-fn explain_text(l: &Loaded, verdict: &Verdict, trace: &Trace) -> String {
+fn explain_text(l: &Loaded, verdict: &Verdict, trace: &Trace, fetches: &[Fetched]) -> String {
     let r = &l.request;
     let mut out = Vec::new();
     out.push(format!("request:    {} {}://{}{}", r.method, r.scheme, r.authority, r.target));
@@ -198,6 +349,13 @@ fn explain_text(l: &Loaded, verdict: &Verdict, trace: &Trace) -> String {
     for t in &l.trusted {
         let kid = t.key.kid.as_deref().map(|k| format!(" kid={k}")).unwrap_or_default();
         out.push(format!("  agent={} keyid={}{kid} ({})", t.agent, t.key.thumbprint, t.file));
+    }
+    if l.live.is_some() {
+        out.push("directory fetches:".to_owned());
+        if fetches.is_empty() {
+            out.push("  (none)".to_owned());
+        }
+        out.extend(fetches.iter().map(|f| format!("  {} (agent {}): {}", f.url, f.agent, f.line)));
     }
     if let Some(label) = &trace.label {
         out.push(format!("signature:  label={label}"));
@@ -244,6 +402,16 @@ fn hint(verdict: &Verdict, l: &Loaded) -> Option<String> {
                                 component differs from what was signed (compare the base above with the \
                                 signer's), or the signer used another key"
             .to_owned(),
+        Reason::TestKeyRejected => "the key is the published RFC 9421 B.1.4 test key, which anyone can sign with; \
+                                   pass --allow-test-keys for local tests only"
+            .to_owned(),
+        Reason::AgentNotAllowed => format!(
+            "the request's agent {} has no pinned keys (--jwks AGENT=FILE) and is not allow-listed (--fetch --allow)",
+            r.agent.as_deref().unwrap_or("(none)")
+        ),
+        Reason::DirectoryUnavailable => {
+            "the agent's directory gave no usable keys (see the directory fetches above)".to_owned()
+        }
         Reason::Expired | Reason::NotYetValid => {
             format!("the verifier's clock is {}; pass --now to check at another time, or --skew", l.now)
         }

@@ -450,14 +450,16 @@ fn explain_shows_checks_base_and_failure() {
          expires={};nonce=\"abc\";tag=\"web-bot-auth\"",
         NOW + 60
     );
-    let ok = expect(0, &["explain", "--request", &signed, "--jwks", &public, "--now", &now]);
+    // The RFC 9421 test key: trusted only with --allow-test-keys.
+    let t = "--allow-test-keys";
+    let ok = expect(0, &["explain", "--request", &signed, "--jwks", &public, "--now", &now, t]);
     assert!(ok.stdout.contains(&format!("signature base:\n{base}\nverdict:")), "{}", ok.stdout);
     assert!(ok.stdout.contains("  PASS ed25519\n"), "{}", ok.stdout);
     assert!(!ok.stdout.contains("FAIL"), "{}", ok.stdout);
     assert!(ok.stdout.contains("covered components:\n  \"@authority\"\n  \"signature-agent\";key=\"sig1\"\n"));
 
     let tampered = replace_in(&signed, "Host: example.com", "Host: evil.example");
-    let bad = expect(1, &["explain", "--request", &tampered, "--jwks", &public, "--now", &now]);
+    let bad = expect(1, &["explain", "--request", &tampered, "--jwks", &public, "--now", &now, t]);
     let out = &bad.stdout;
     assert!(out.contains("  FAIL ed25519: signature_invalid (403): "), "{out}");
     assert!(out.contains(&format!("signature base:\n{}\n", base.replace("example.com", "evil.example"))), "{out}");
@@ -465,12 +467,12 @@ fn explain_shows_checks_base_and_failure() {
 
     // A failure before the base: the base is said not to be built, the failing check named.
     let late = (NOW + 1000).to_string();
-    let r = expect(1, &["explain", "--request", &signed, "--jwks", &public, "--now", &late]);
+    let r = expect(1, &["explain", "--request", &signed, "--jwks", &public, "--now", &late, t]);
     assert!(r.stdout.contains("  FAIL validity: expired (403)"), "{}", r.stdout);
     assert!(r.stdout.contains("signature base: (not built"), "{}", r.stdout);
 
     // --json carries the same trace.
-    let r = expect(1, &["explain", "--request", &tampered, "--jwks", &public, "--now", &now, "--json"]);
+    let r = expect(1, &["explain", "--request", &tampered, "--jwks", &public, "--now", &now, "--json", t]);
     let v = json(&r.stdout);
     assert_eq!(v["checks"].as_array().unwrap().last().unwrap()["reason"], "signature_invalid");
     assert_eq!(v["result"]["reason"], "signature_invalid");
@@ -615,6 +617,8 @@ fn published_vectors_verify_and_explain_prints_their_base() {
         let window = ["--max-validity", "4000000000"];
         let mut args = vec!["explain", "--request", &req, "--jwks", &jwks, "--now", &now, "--profile", profile];
         args.extend(window);
+        // The vectors are signed with the RFC 9421 test key.
+        args.push("--allow-test-keys");
         let r = run(&args);
         assert_eq!(r.code, 0, "{name}:\n{}{}", r.stdout, r.stderr);
         let base = v["signature_base"].as_str().unwrap();
@@ -645,7 +649,8 @@ fn rfc_key_signature_is_deterministic_and_core_verifies_it() {
     assert_eq!(a, b);
     let mut ring = Keyring::new();
     ring.add_key(AGENT, PublicKey::from_bytes(URL_SAFE_NO_PAD.decode(RFC_X).unwrap().try_into().unwrap()));
-    match botauth_core::verify(&core_request(a.as_bytes()), &ring, &Policy::web_bot_auth(), NOW + 1) {
+    let policy = Policy { allow_test_keys: true, ..Policy::web_bot_auth() };
+    match botauth_core::verify(&core_request(a.as_bytes()), &ring, &policy, NOW + 1) {
         Verdict::Verified(v) => {
             assert_eq!(v.keyid, RFC_THUMBPRINT);
             assert_eq!(v.agent.as_deref(), Some(AGENT));
@@ -948,10 +953,28 @@ fn skipped_jwks_keys_are_warned_about() {
         format!(r#"{{"keys":[{{"kty":"RSA","kid":"r1","n":"x","e":"AQAB"}},{{"kty":"OKP","crv":"Ed25519","x":"{RFC_X}"}}]}}"#),
     );
     let now = (NOW + 1).to_string();
-    let r = expect(0, &["verify", "--request", &signed, "--jwks", &set, "--now", &now]);
+    let r = expect(0, &["verify", "--request", &signed, "--jwks", &set, "--now", &now, "--allow-test-keys"]);
     assert!(r.stderr.contains("key #1 (kid r1) skipped: unsupported_key_type"), "{}", r.stderr);
     // A private key given as trust material is skipped, and says so.
-    let r = expect(1, &["verify", "--request", &signed, "--jwks", &key, "--now", &now]);
+    let r = expect(1, &["verify", "--request", &signed, "--jwks", &key, "--now", &now, "--allow-test-keys"]);
     assert!(r.stderr.contains("skipped: private_key_material"), "{}", r.stderr);
     assert!(r.stdout.starts_with("rejected unknown_key (403)"), "{}", r.stdout);
+}
+
+/// RFC 9421 B.1.4's key is public: without --allow-test-keys core rejects a signature by it
+/// (test_key_rejected), in verify and explain alike, with a hint.
+#[test]
+fn the_rfc_test_key_is_rejected_unless_allowed() {
+    let s = Scratch::new();
+    let signed = sign(&s, &rfc_key(&s), GET, &["--agent", AGENT]);
+    let public = rfc_public(&s);
+    let (code, v) = verify_json(&signed, &public, &[]);
+    assert_eq!((code, v["reason"].as_str(), v["status"].as_u64()), (1, Some("test_key_rejected"), Some(403)), "{v}");
+    assert_eq!(v["keyid"], RFC_THUMBPRINT);
+    let now = (NOW + 5).to_string();
+    let r = expect(1, &["explain", "--request", &signed, "--jwks", &public, "--now", &now]);
+    assert!(r.stdout.contains("FAIL") && r.stdout.contains("test_key_rejected (403)"), "{}", r.stdout);
+    assert!(r.stdout.contains("--allow-test-keys"), "{}", r.stdout);
+    let (code, v) = verify_json(&signed, &public, &["--allow-test-keys"]);
+    assert_eq!((code, v["verdict"].as_str()), (0, Some("verified")), "{v}");
 }
