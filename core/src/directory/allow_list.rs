@@ -29,7 +29,8 @@ pub const MAX_AGENTS: usize = 64;
 pub struct AgentConfig {
     /// The agent URI requests name in `Signature-Agent`, e.g. `https://chatgpt.com`.
     pub agent: String,
-    /// Full directory URL [default: `<agent origin>/.well-known/http-message-signatures-directory`].
+    /// Full directory URL [default: `<agent origin>/.well-known/http-message-signatures-directory`
+    /// for an origin, the agent URI itself when it has a path (a JWK Set URL)].
     pub directory: Option<String>,
     /// How the host reaches the directory: a Fastly backend, an Envoy cluster, a Kong
     /// `host:port`. Hosts that need one refuse a configuration without it.
@@ -179,8 +180,12 @@ impl Directories {
             if agent.scheme() != "https" {
                 return Err(DirectoriesError::AgentNotHttps(i));
             }
+            // An origin publishes at the well-known path; an agent URI with a path is itself a
+            // JWK Set URL (draft-ietf-webbotauth-httpsig-protocol: the member value is
+            // resolved directly).
             let directory = match &a.directory {
                 Some(d) => AgentUri::parse(d).map_err(|e| DirectoriesError::Directory(i, e))?,
+                None if !agent.is_origin() => agent.clone(),
                 None => AgentUri::parse(&alloc::format!("{}{WELL_KNOWN_PATH}", agent.origin()))
                     .map_err(|e| DirectoriesError::Directory(i, e))?,
             };
@@ -311,6 +316,8 @@ mod tests {
         assert_eq!(d.require_upstreams(), Err(DirectoriesError::UpstreamMissing(0)));
         let d = dirs(r#"{"agents":[{"agent":"https://www.agent.test"}]}"#).unwrap();
         assert_eq!(d.agents[0].label, "agent.test");
+        let d = dirs(r#"{"agents":[{"agent":"https://agent.test/keys/jwks.json"}]}"#).unwrap();
+        assert_eq!(d.agents[0].directory.as_str(), "https://agent.test/keys/jwks.json", "a JWK Set URL is fetched as is");
     }
 
     #[test]
