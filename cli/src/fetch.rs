@@ -93,15 +93,10 @@ fn transport_error(e: &ureq::Error) -> TransportError {
     match e {
         ureq::Error::Timeout(_) => TransportError::Timeout,
         ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => TransportError::Connect,
+        // Before a response: resolving, connecting, the TLS handshake's I/O, the head.
         ureq::Error::Io(io) => match io.kind() {
             std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => TransportError::Timeout,
-            std::io::ErrorKind::ConnectionRefused
-            | std::io::ErrorKind::ConnectionReset
-            | std::io::ErrorKind::ConnectionAborted
-            | std::io::ErrorKind::UnexpectedEof
-            | std::io::ErrorKind::HostUnreachable
-            | std::io::ErrorKind::NetworkUnreachable => TransportError::Connect,
-            _ => TransportError::Other,
+            _ => TransportError::Connect,
         },
         _ => TransportError::Other,
     }

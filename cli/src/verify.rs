@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use anyhow::{anyhow, bail, Result};
 use botauth_core::agent_uri::AgentUri;
 use botauth_core::directory::{
-    claimed_agents, record, verify_with_directories, AgentDirectory, Directories, Entries, Fetch, Step,
+    claimed_agents, record, verify_with_directories, AgentDirectory, Directories, Entries, Fetch, FetchReason, Step,
 };
 use botauth_core::{verify_with_trace, HttpRequest, Keyring, Policy, Reason, Rejected, Trace, Verdict};
 use serde::Serialize;
@@ -80,7 +80,8 @@ pub struct LiveArgs {
     #[arg(long, requires = "allow")]
     fetch: bool,
     /// An agent whose directory may be fetched (an https URI as sent in Signature-Agent);
-    /// repeatable. Other agents get agent_not_allowed, and nothing is fetched for them.
+    /// repeatable. Other agents without pinned keys get agent_not_allowed; nothing is fetched
+    /// for them.
     #[arg(long, value_name = "AGENT", requires = "fetch")]
     allow: Vec<String>,
     /// Send AGENT's directory fetch to BASE_URL (scheme://host[:port]) instead, like curl's
@@ -194,7 +195,12 @@ fn resolve(l: &Loaded, live: &Live) -> Result<(Verdict, Entries, Vec<Fetched>)> 
                     (Err(e), crate::fetch::Outcome::Failed(_, detail)) => format!("{}: {e} ({detail})", e.code()),
                     (Err(e), _) => format!("{}: {e}", e.code()),
                 };
-                let line = format!("{line} [{reason:?}]");
+                let why = match reason {
+                    FetchReason::NoKeys => "no keys yet",
+                    FetchReason::UnknownKeyid => "unknown keyid",
+                    FetchReason::Stale => "stale",
+                };
+                let line = format!("{line} (fetched: {why})");
                 eprintln!("botauth: directory {url} (agent {key}): {line}");
                 fetched.push(Fetched { agent: key.clone(), url, line });
                 entries.insert(key, recorded.entry);

@@ -3,12 +3,10 @@
 //! against a local listener, and usage errors.
 
 use std::io::{Read as _, Write as _};
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
+use std::time::Duration;
 
 use botauth_testkit::ChildGuard;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -16,7 +14,6 @@ use botauth_core::directory::{verify_directory_response, DirectoryError, WELL_KN
 use botauth_core::keys::thumbprint_okp;
 use botauth_core::{HttpRequest, Keyring, Policy, PublicKey, Reason, Verdict};
 
-const BIN: &str = env!("CARGO_BIN_EXE_botauth");
 const RFC_D: &str = "n4Ni-HpISpVObnQMW0wOhCKROaIKqKtW_2ZYb2p9KcU";
 const RFC_X: &str = "JrQLj5P_89iXES9-vFgrIy29clF9CC_oPPsw3c5D0bs";
 const RFC_THUMBPRINT: &str = "poqkLGiymh_W0uP6PZFw-dvez3QJT5SolqXBCW38r0U";
@@ -25,73 +22,9 @@ const NOW: u64 = 1_735_689_600;
 
 // ---- harness ------------------------------------------------------------------------
 
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
+mod common;
 
-impl Scratch {
-    fn new() -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "botauth-cli-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_owned()
-    }
-    fn write(&self, name: &str, content: impl AsRef<[u8]>) -> String {
-        let p = self.path(name);
-        std::fs::write(&p, content).unwrap();
-        p
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run_with(args: &[&str], stdin: &[u8]) -> Run {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let Output { status, stdout, stderr } = child.wait_with_output().unwrap();
-    Run {
-        code: status.code().expect("botauth was killed by a signal"),
-        stdout: String::from_utf8(stdout).unwrap(),
-        stderr: String::from_utf8(stderr).unwrap(),
-    }
-}
-
-fn run(args: &[&str]) -> Run {
-    run_with(args, b"")
-}
-
-/// Run and insist on `code`, showing the output when it differs.
-fn expect(code: i32, args: &[&str]) -> Run {
-    let r = run(args);
-    assert_eq!(r.code, code, "botauth {args:?}\nstdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
-    r
-}
-
-fn json(s: &str) -> serde_json::Value {
-    serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
-}
+use common::{expect, json, run, run_with, Scratch};
 
 type Fields = Vec<(String, Vec<u8>)>;
 
