@@ -71,6 +71,7 @@ pub fn get(url: &str, host: Option<&str>, settings: &DirectorySettings) -> Outco
         Err(e) => return Outcome::Failed(transport_error(&e), e.to_string()),
     };
     let status = response.status().as_u16();
+    // Core reads only the fields of this value (method, target and authority are unused).
     let mut fields = HttpRequest::new("GET", "https", host.unwrap_or_default(), "/");
     for (name, value) in response.headers() {
         fields.push_header(name.as_str(), value.as_bytes());

@@ -489,11 +489,27 @@ fn verify_fetch_resolves_the_agents_keys_from_its_directory() {
     assert_eq!(dir.fetches(), 1, "no fetch when the pinned key verifies");
 
     // A key the directory does not list: core fetches once, then rejects (no refetch loop).
-    let (other, _, _) = keygen(&s, "other");
+    let (other, other_public, other_kid) = keygen(&s, "other");
     let rotated = signed_request(&s, "rotated.http", &other, AGENT);
     let (code, v, _) = verify_fetch(&rotated, &dir, &[]);
     assert_eq!((code, v["reason"].as_str()), (1, Some("unknown_key")), "{v}");
     assert_eq!(dir.fetches(), 2);
+    // Rotated in: once the directory lists the new key, the next run verifies with it
+    // (each run starts cold: no cache to wait out).
+    let both = {
+        let keys = |p: &str| json(&std::fs::read_to_string(p).unwrap())["keys"].as_array().unwrap().clone();
+        let mut all = keys(&public);
+        all.extend(keys(&other_public));
+        serde_json::json!({ "keys": all }).to_string()
+    };
+    dir.set(Behaviour::jwks(&both, 300));
+    let (code, v, _) = verify_fetch(&rotated, &dir, &[]);
+    assert_eq!(
+        (code, v["verdict"].as_str(), v["keyid"].as_str()),
+        (0, Some("verified"), Some(other_kid.as_str())),
+        "{v}"
+    );
+    assert_eq!(dir.fetches(), 3);
 
     // explain --fetch shows the fetch and the directory key among the trusted keys.
     let now = (NOW + 5).to_string();
@@ -505,7 +521,7 @@ fn verify_fetch_resolves_the_agents_keys_from_its_directory() {
     assert!(r.stdout.contains("directory fetches:\n  http://127.0.0.1:"), "{}", r.stdout);
     assert!(r.stdout.contains(&format!("agent={AGENT} keyid={kid}")), "{}", r.stdout);
     assert!(r.stdout.contains("verdict:    verified"), "{}", r.stdout);
-    assert_eq!(dir.fetches(), 3);
+    assert_eq!(dir.fetches(), 4);
 
     // The directory is down: this agent's verdict is directory_unavailable (503).
     dir.set(Behaviour::status(500, &[], ""));
@@ -516,7 +532,7 @@ fn verify_fetch_resolves_the_agents_keys_from_its_directory() {
         "{v}"
     );
     assert!(stderr.contains("http_status"), "{stderr}");
-    assert_eq!(dir.fetches(), 4);
+    assert_eq!(dir.fetches(), 5);
 }
 
 #[test]

@@ -531,15 +531,14 @@ fn text(r: &Report) -> String {
         }
     }
     let at = |i: &Instant| format!("{} ({}, {})", i.unix, i.utc, relative(i.unix, r.now));
-    if let (Some(fresh), Some(stale)) = (&r.cache.fresh_until, &r.cache.stale_until) {
-        out.push(format!("cache:      fresh until {}", at(fresh)));
-        out.push(format!("            stale until {}", at(stale)));
-    }
-    out.push(format!("            next fetch not before {}", at(&r.cache.retry_after)));
-    if let Some(line) = out.last_mut() {
-        if r.cache.fresh_until.is_none() {
-            *line = format!("cache:      next fetch not before {}", at(&r.cache.retry_after));
+    let next = format!("next fetch not before {}", at(&r.cache.retry_after));
+    match (&r.cache.fresh_until, &r.cache.stale_until) {
+        (Some(fresh), Some(stale)) => {
+            out.push(format!("cache:      fresh until {}", at(fresh)));
+            out.push(format!("            stale until {}", at(stale)));
+            out.push(format!("            {next}"));
         }
+        _ => out.push(format!("cache:      {next}")),
     }
     if !r.findings.is_empty() {
         out.push("findings:".to_owned());
