@@ -527,6 +527,8 @@ fn judge(env: &Env, v: Verifier, file: &Path, agent_bound: bool) -> Result<(bool
                     "--now",
                     &env.now.to_string(),
                     "--json",
+                    // The interop scenarios sign with the published RFC 9421 test key.
+                    "--allow-test-keys",
                 ]),
                 None,
             )?
