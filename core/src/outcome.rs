@@ -5,6 +5,7 @@ use alloc::string::{String, ToString};
 
 use sfv::{KeyRef, StringRef, TokenRef};
 
+use crate::policy::Mode;
 use crate::reason::Reason;
 use crate::verdict::{Rejected, Verdict};
 
@@ -87,6 +88,45 @@ pub fn log_event(verdict: &Verdict, verify_us: u64, extra: &[(&str, &str)]) -> S
     serde_json::Value::Object(event).to_string()
 }
 
+/// Longest `path` a [`request_event`] carries, bytes.
+pub const MAX_LOGGED_PATH: usize = 256;
+
+/// What a [`request_event`] says about where and when.
+#[derive(Clone, Copy, Debug)]
+pub struct EventContext<'a> {
+    /// Unix seconds the verdict was reached at (the verifier's clock).
+    pub time: u64,
+    /// The host's mode: a rejection in monitor mode was forwarded, in enforce mode answered.
+    pub mode: Mode,
+    /// The request target; only the path is logged (the query is dropped: it may carry
+    /// tokens), cut at [`MAX_LOGGED_PATH`] bytes.
+    pub target: &'a str,
+}
+
+/// [`log_event`] with the context an operator's report needs (`botauth report`): `time`,
+/// `mode`, `path` (no query), and `status`, the answer an enforcing host gives (200 when
+/// forwarded, else the rejection's status), so monitor-mode logs show what enforce mode
+/// would block.
+pub fn request_event(verdict: &Verdict, verify_us: u64, ctx: &EventContext<'_>, extra: &[(&str, &str)]) -> String {
+    let path = ctx.target.split(['?', '#']).next().unwrap_or_default();
+    let mut end = path.len().min(MAX_LOGGED_PATH);
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    let status = verdict.reason().map_or(200, |r| r.status().code());
+    let mode = match ctx.mode {
+        Mode::Enforce => "enforce",
+        Mode::Monitor => "monitor",
+    };
+    let mut event: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&log_event(verdict, verify_us, extra)).unwrap_or_default();
+    event.insert("time".into(), ctx.time.into());
+    event.insert("mode".into(), mode.into());
+    event.insert("path".into(), path.get(..end).unwrap_or_default().into());
+    event.insert("status".into(), status.into());
+    serde_json::Value::Object(event).to_string()
+}
+
 /// `unsigned`, `verified` or `rejected`.
 pub fn verdict_kind(verdict: &Verdict) -> &'static str {
     match verdict {
@@ -125,5 +165,21 @@ mod tests {
         assert_eq!(e["verdict"], "verified");
         assert_eq!(e["pop"], "AMS");
         assert_eq!(e["verify_us"], 42);
+        let ctx = EventContext { time: 1_735_689_700, mode: Mode::Monitor, target: "/tickets/42?token=secret" };
+        let r: serde_json::Value =
+            serde_json::from_str(&request_event(&Verdict::from(Reason::Expired), 7, &ctx, &[("pop", "AMS")])).unwrap();
+        assert_eq!(r["time"], 1_735_689_700);
+        assert_eq!(r["mode"], "monitor");
+        assert_eq!(r["path"], "/tickets/42", "the query is never logged");
+        assert_eq!(r["status"], 403, "what enforce mode would answer");
+        assert_eq!(
+            (r["verdict"].as_str(), r["reason"].as_str(), r["pop"].as_str()),
+            (Some("rejected"), Some("expired"), Some("AMS"))
+        );
+        let long = alloc::format!("/{}", "é".repeat(300));
+        let ctx = EventContext { target: &long, ..ctx };
+        let r: serde_json::Value = serde_json::from_str(&request_event(&v, 1, &ctx, &[])).unwrap();
+        assert!(r["path"].as_str().unwrap().len() <= MAX_LOGGED_PATH);
+        assert_eq!(r["status"], 200);
     }
 }
