@@ -6,7 +6,7 @@
 //! - a failed fetch never evicts good keys: they stay usable until `stale_until`;
 //! - failures are negatively cached with backoff and `Retry-After`, at most 5 minutes.
 
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::allow_list::{AgentDirectory, Directories};
 use super::document::{parse_document, Document, DocumentError, Finding};
 use super::freshness::{self, Freshness};
+use super::resolve::FetchReason;
 use super::response::check_signatures;
 use super::MEDIA_TYPE;
 use crate::keys::{KeySkipReason, PublicKey, SkippedKey};
@@ -227,6 +228,18 @@ impl Entry {
         self.state(now) != State::Fresh && self.may_fetch(now)
     }
 
+    /// The instant from which [`Entry::refresh_due`] holds until the next fetch is recorded
+    /// (the end of freshness, or of negative caching and the early-refetch interval,
+    /// whichever is later): hosts schedule their next refresh for it (a cache lifetime, a
+    /// timer).
+    pub fn refresh_at(&self) -> u64 {
+        if self.loaded {
+            self.fresh_until.min(self.stale_until).max(self.retry_after)
+        } else {
+            self.retry_after
+        }
+    }
+
     /// The value to send as `If-None-Match`, when the entry has usable keys to revalidate.
     pub fn if_none_match(&self) -> Option<&str> {
         self.loaded.then_some(self.etag.as_deref()).flatten()
@@ -322,6 +335,41 @@ pub struct Recorded {
     pub entry: Entry,
     /// The document that was loaded (with skipped keys and findings), or why not.
     pub result: Result<Document, FetchError>,
+}
+
+impl Recorded {
+    /// One structured log line for this fetch (both adapters log it the same way): the
+    /// agent's label and directory URL (operator configuration), why it was fetched, the
+    /// result (`ok` or a [`FetchError::code`], with its description), the key counts, the
+    /// findings and the entry's instants. Never a response header or body value.
+    pub fn log_event(&self, agent: &AgentDirectory, reason: FetchReason, extra: &[(&str, &str)]) -> String {
+        use serde_json::Value;
+        let mut event = serde_json::Map::new();
+        event.insert("event".into(), "directory_fetch".into());
+        event.insert("agent".into(), agent.label.as_str().into());
+        event.insert("directory".into(), agent.directory.as_str().into());
+        event.insert("reason".into(), reason.code().into());
+        let (result, error, keys, skipped, findings) = match &self.result {
+            Ok(doc) => {
+                let findings: Vec<Value> = doc.findings.iter().map(|f| f.code().into()).collect();
+                ("ok", Value::Null, doc.keys.len(), doc.skipped.len(), findings)
+            }
+            Err(e) => (e.code(), alloc::format!("{e}").into(), self.entry.keys.len(), 0, Vec::new()),
+        };
+        event.insert("result".into(), result.into());
+        event.insert("error".into(), error);
+        event.insert("keys".into(), keys.into());
+        event.insert("skipped".into(), skipped.into());
+        event.insert("findings".into(), findings.into());
+        event.insert("fresh_until".into(), self.entry.fresh_until.into());
+        event.insert("stale_until".into(), self.entry.stale_until.into());
+        event.insert("retry_after".into(), self.entry.retry_after.into());
+        event.insert("failures".into(), self.entry.failures.into());
+        for (k, v) in extra {
+            event.insert(String::from(*k), (*v).into());
+        }
+        Value::Object(event).to_string()
+    }
 }
 
 /// Fold one fetch of `agent`'s directory at `now` into its `previous` entry.
@@ -435,4 +483,54 @@ fn first_line(fields: &dyn Request, name: &str) -> Option<String> {
     let mut lines = Vec::new();
     fields.field_lines(name, &mut lines);
     lines.first().and_then(|l| core::str::from_utf8(l).ok()).map(|s| String::from(s.trim()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_at_is_when_refresh_due_starts() {
+        let loaded = Entry { loaded: true, fresh_until: 100, stale_until: 200, retry_after: 50, ..Entry::default() };
+        let failing = Entry { retry_after: 130, failures: 1, ..loaded.clone() };
+        let past_stale = Entry { fresh_until: 100, stale_until: 90, retry_after: 80, ..loaded.clone() };
+        let cold_failing = Entry { retry_after: 40, failures: 2, ..Entry::default() };
+        for (e, at) in [(&loaded, 100), (&failing, 130), (&past_stale, 90), (&cold_failing, 40)] {
+            assert_eq!(e.refresh_at(), at, "{e:?}");
+            for now in [0, at - 1, at, at + 1, 500] {
+                assert_eq!(e.refresh_due(now), now >= at, "{e:?} at {now}");
+            }
+        }
+    }
+
+    #[test]
+    fn log_event_names_agent_result_and_instants() {
+        let dirs = Directories::from_json(br#"{"agents":[{"agent":"https://chatgpt.com","backend":"b"}]}"#).unwrap();
+        let agent = &dirs.agents[0];
+        let fields = HttpRequest::new("GET", "https", "chatgpt.com", "/");
+        let failed = record(
+            None,
+            &dirs,
+            agent,
+            false,
+            Fetched::Response { status: 404, fields: &fields, body: b"<secret>" },
+            1000,
+        );
+        let line: serde_json::Value =
+            serde_json::from_str(&failed.log_event(agent, FetchReason::NoKeys, &[("pop", "XXX")])).unwrap();
+        assert_eq!(line["event"], "directory_fetch");
+        assert_eq!(line["agent"], "chatgpt.com");
+        assert_eq!(line["reason"], "no_keys");
+        assert_eq!(line["result"], "not_found");
+        assert_eq!(line["error"], "HTTP 404 (expected 200)");
+        assert_eq!(line["retry_after"], 1010);
+        assert_eq!(line["pop"], "XXX");
+        assert!(!line.to_string().contains("secret"), "no body value");
+        let body = br#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"7F_3jDlxaquwh291MiACkcS3Opq88NksyHiakzS-Y1g"}]}"#;
+        let ok = record(None, &dirs, agent, false, Fetched::Response { status: 200, fields: &fields, body }, 1000);
+        let line: serde_json::Value = serde_json::from_str(&ok.log_event(agent, FetchReason::Stale, &[])).unwrap();
+        assert_eq!((line["result"].as_str(), line["keys"].as_u64()), (Some("ok"), Some(1)));
+        assert_eq!(line["fresh_until"], 1300);
+        assert_eq!(line["findings"], serde_json::json!(["no_kid", "media_type", "unsigned"]));
+    }
 }

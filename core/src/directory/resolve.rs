@@ -40,6 +40,17 @@ pub enum FetchReason {
     Stale,
 }
 
+impl FetchReason {
+    /// Stable snake_case code, for logs and metrics.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::NoKeys => "no_keys",
+            Self::UnknownKeyid => "unknown_keyid",
+            Self::Stale => "stale",
+        }
+    }
+}
+
 /// A directory fetch core asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fetch<'d> {
