@@ -1,26 +1,45 @@
-//! The host glue: root context (configuration) and HTTP context (one request).
+//! The host glue: root context (configuration, directory refreshes on `on_tick`) and HTTP
+//! context (one request).
 //!
 //! Every host call goes through `proxy_wasm::hostcalls` and its `Result` is handled: the
 //! SDK's trait helpers `unwrap` host errors, and a panic in wasm is a dead VM.
+//!
+//! Directories (ARCHITECTURE §1: the rules are core's, the filter holds state and makes
+//! calls). Each worker VM keeps the entries it has read from shared data ([`DirState`]);
+//! whichever worker fetches publishes core's new [`Entry`] there, and the others re-parse
+//! it when its CAS changes. A fetch is started by the root tick (start-up, refreshes) or by
+//! a request whose agent core says must be fetched first; one fetch per directory is in
+//! flight per node (the CAS lease of [`crate::directory`]). Such a request pauses as a
+//! [`Waiter`] and is resumed (or answered) by whichever context receives the fetch's answer,
+//! or by the tick when another worker's fetch published, or when it has waited
+//! `directory_cache.max_wait_ms`.
 
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
+use botauth_core::directory::{
+    record, verify_with_directories, AgentDirectory, Entries, Entry, FetchReason, State, Step, TransportError,
+};
 use botauth_core::outcome::{log_event, verdict_header};
 use botauth_core::{check_replay, verify, Mode, Reason, Rejected, Verdict};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Status};
 
 use crate::config::{self, Config};
-use crate::metrics::Metrics;
+use crate::directory::{self as dir, Answer};
+use crate::metrics::{self, Metrics};
 use crate::replay::{self, SharedStore};
 use crate::request::{self, HostRequest};
 use crate::response;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+    proxy_wasm::set_root_context(|id| -> Box<dyn RootContext> {
+        Box::new(Root { id, shared: None, retired: Vec::new() })
+    });
 }}
 
 fn log(level: LogLevel, msg: &str) {
@@ -35,18 +54,99 @@ fn now_us() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
-/// What every request of one plugin configuration shares.
+/// Unix time in milliseconds (leases, waits).
+fn now_ms() -> u64 {
+    now_us() / 1000
+}
+
+/// What every request of one plugin configuration shares, per worker VM.
 struct Shared {
     config: Config,
     metrics: Metrics,
+    /// The root context's id: the effective context to return to after acting for a waiter.
+    root_id: u32,
+    /// This worker's lease holder id and jitter seed.
+    seed: u64,
+    /// Signed requests seen, for log sampling.
+    signed: Cell<u64>,
+    /// Directory state (empty without `directories`).
+    dir: RefCell<DirState>,
+}
+
+/// A fetch this worker has in flight.
+struct InFlight {
+    token: u32,
+    /// The context that dispatched it (and receives the answer).
+    owner: u32,
+    started_ms: u64,
+    /// This worker holds the lease (a host that refused shared data gives none).
+    leased: bool,
+    /// Why it was fetched (for the log line).
+    reason: FetchReason,
+}
+
+/// A request paused until its agent's directory is known.
+struct Waiter {
+    context: u32,
+    /// Canonical agent URI.
+    agent: String,
+    /// Why core asked for the fetch.
+    reason: FetchReason,
+    host: HostRequest,
+    /// The signature may cover `content-digest` and a body follows: verify again with it.
+    digest_pending: bool,
+    deadline_ms: u64,
 }
 
 #[derive(Default)]
-struct Root {
-    shared: Option<Rc<Shared>>,
+struct DirState {
+    /// What this worker knows, by canonical agent URI.
+    entries: Entries,
+    /// The CAS of each agent's shared entry when this worker last parsed it.
+    cas: BTreeMap<String, u32>,
+    /// When the tick refreshes a loaded agent (freshness end plus jitter).
+    refresh_at: BTreeMap<String, u64>,
+    in_flight: BTreeMap<String, InFlight>,
+    /// Call token → canonical agent.
+    tokens: BTreeMap<u32, String>,
+    waiters: Vec<Waiter>,
+    /// Requests resumed by another context that must verify again once their body is in.
+    awaiting_body: BTreeMap<u32, HostRequest>,
 }
 
-impl Context for Root {}
+impl Shared {
+    fn dirs(&self) -> Option<&botauth_core::directory::Directories> {
+        self.config.directories.as_ref()
+    }
+
+    fn agent(&self, canonical: &str) -> Option<&AgentDirectory> {
+        self.dirs()?.agents.iter().find(|a| a.agent.as_str() == canonical)
+    }
+
+    fn pending(&self) -> bool {
+        let st = self.dir.borrow();
+        !st.waiters.is_empty() || !st.in_flight.is_empty()
+    }
+}
+
+struct Root {
+    id: u32,
+    shared: Option<Rc<Shared>>,
+    /// Earlier configurations of this root whose requests or fetches are still pending.
+    retired: Vec<Rc<Shared>>,
+}
+
+impl Context for Root {
+    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _num_trailers: usize) {
+        let states = self.shared.iter().chain(self.retired.iter());
+        for shared in states {
+            if shared.dir.borrow().tokens.contains_key(&token) {
+                complete(shared, token, num_headers, body_size, self.id);
+                return;
+            }
+        }
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
@@ -73,22 +173,59 @@ impl RootContext for Root {
         if let Some(r) = &config.replay {
             replay::prepare(&r.namespace);
         }
+        let directories = config.directories.as_ref().map_or(0, |d| d.agents.len());
+        if let Some(d) = &config.directories {
+            for a in &d.agents {
+                prepare_key(&dir::entry_key(&config.cache.namespace, a));
+                prepare_key(&dir::lease_key(&config.cache.namespace, a));
+            }
+            if let Err(e) = hostcalls::set_tick_period(Duration::from_millis(config.cache.tick_ms)) {
+                log(
+                    LogLevel::Critical,
+                    &format!("botauth: invalid configuration: the host refused a tick period ({e:?})"),
+                );
+                return false;
+            }
+        }
         log(
             LogLevel::Info,
             &format!(
-                "botauth: configured: mode={:?} agents={} keys={} verdict_header={}",
+                "botauth: configured: mode={:?} agents={} keys={} directories={directories} verdict_header={}",
                 config.policy.mode,
-                config.agents.len(),
+                config.keyring.agents().count(),
                 config.keyring.len(),
                 config.verdict_header
             ),
         );
-        self.shared = Some(Rc::new(Shared { config, metrics: Metrics::default() }));
+        let seed = dir::worker_seed(now_us(), self.id);
+        let shared = Shared {
+            config,
+            metrics: Metrics::default(),
+            root_id: self.id,
+            seed,
+            signed: Cell::new(0),
+            dir: RefCell::new(DirState::default()),
+        };
+        if let Some(old) = self.shared.replace(Rc::new(shared)) {
+            if old.pending() {
+                self.retired.push(old);
+            }
+        }
         true
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Http { shared: self.shared.clone(), awaiting_body: None }))
+    fn on_tick(&mut self) {
+        if let Some(shared) = self.shared.clone() {
+            tick(&shared);
+        }
+        for old in &self.retired {
+            expire_waiters(old, now_ms(), true);
+        }
+        self.retired.retain(|s| s.pending());
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Http { id: context_id, shared: self.shared.clone(), awaiting_body: None }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -96,7 +233,16 @@ impl RootContext for Root {
     }
 }
 
+/// Create `key` in shared data when missing: compare-and-swap needs a CAS to compare with,
+/// and shared data cannot create a key atomically.
+fn prepare_key(key: &str) {
+    if matches!(hostcalls::get_shared_data(key), Ok((None, None))) {
+        let _ = hostcalls::set_shared_data(key, Some(b"\n"), None);
+    }
+}
+
 struct Http {
+    id: u32,
     /// `None` only if the host created a stream without a configuration: fail closed.
     shared: Option<Rc<Shared>>,
     /// Verification waits for the body (a covered `content-digest`): the request as read in
@@ -104,7 +250,21 @@ struct Http {
     awaiting_body: Option<HostRequest>,
 }
 
-impl Context for Http {}
+impl Context for Http {
+    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _num_trailers: usize) {
+        if let Some(shared) = self.shared.clone() {
+            complete(&shared, token, num_headers, body_size, self.id);
+        }
+    }
+}
+
+impl Drop for Http {
+    fn drop(&mut self) {
+        if let Some(shared) = &self.shared {
+            abandon(shared, self.id);
+        }
+    }
+}
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
@@ -113,18 +273,18 @@ impl HttpContext for Http {
             return Action::Pause;
         };
         let cfg = &shared.config;
-        // A client must never be able to claim a verdict: strip first, on every request.
+        // A client must never be able to claim a verdict (or an agent): strip first, on every
+        // request.
         let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, &cfg.verdict_header);
+        if let Some(h) = &cfg.agent_header {
+            let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, h);
+        }
         let signature = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, "signature").ok().flatten();
         let input = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, "signature-input").ok().flatten();
         if signature.is_none() && input.is_none() {
             return Action::Continue;
         }
         let host = read_request();
-        if end_of_stream || !input.as_deref().is_some_and(request::mentions_content_digest) {
-            let (verdict, us) = evaluate(cfg, host);
-            return decide(&shared, replay_check(cfg, verdict), us, Phase::Headers);
-        }
         // The signature may cover `content-digest`, which needs the body. Envoy cannot show a
         // filter the body before it lets the headers go (proxy-wasm turns a pause here into
         // StopAllIterationAndWatermark). Without a body core skips only the digest check, so:
@@ -133,22 +293,30 @@ impl HttpContext for Http {
         // enforce mode the verdict header goes with the headers (a digest failure resets the
         // upstream request before any of its body arrives, so the claim never covers a body
         // the origin receives); in monitor mode, which forwards failures, it is not sent.
-        let (verdict, us) = evaluate(cfg, host.clone());
-        let verdict = replay_check(cfg, verdict);
-        match verdict {
-            Verdict::Verified(_) => {
-                if cfg.policy.mode == Mode::Enforce {
-                    set_verdict_header(cfg, &verdict);
-                }
-                self.awaiting_body = Some(host);
-                Action::Continue
+        let digest_pending = !end_of_stream && input.as_deref().is_some_and(request::mentions_content_digest);
+        match evaluate(&shared, host.clone(), true) {
+            Eval::Done(verdict, us) => {
+                let verdict = replay_check(cfg, verdict);
+                headers_verdict(&shared, verdict, us, host, digest_pending, &mut self.awaiting_body)
             }
-            _ => decide(&shared, verdict, us, Phase::Headers),
+            Eval::Fetch(agent, reason) => match wait(&shared, self.id, agent, reason, host.clone(), digest_pending) {
+                Waited::Paused => Action::Pause,
+                // No fetch to wait for (refused by the host, or another worker's result just
+                // arrived): core decides now.
+                Waited::Decide => {
+                    let (verdict, us) = evaluate_final(&shared, host.clone());
+                    let verdict = replay_check(cfg, verdict);
+                    headers_verdict(&shared, verdict, us, host, digest_pending, &mut self.awaiting_body)
+                }
+            },
         }
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let Some(shared) = self.shared.clone() else { return Action::Pause };
+        if self.awaiting_body.is_none() {
+            self.awaiting_body = shared.dir.borrow_mut().awaiting_body.remove(&self.id);
+        }
         if self.awaiting_body.is_none() {
             return Action::Continue;
         }
@@ -161,7 +329,7 @@ impl HttpContext for Http {
             host.body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size).ok().flatten();
             host.body.get_or_insert_with(Vec::new);
         }
-        let (verdict, us) = evaluate(&shared.config, host);
+        let (verdict, us) = evaluate_final(&shared, host);
         // Without the body core skips the digest check: a body too large to hold can never
         // pass as verified.
         let verdict = match verdict {
@@ -177,11 +345,15 @@ impl HttpContext for Http {
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        let Some(shared) = self.shared.clone() else { return Action::Continue };
+        if self.awaiting_body.is_none() {
+            self.awaiting_body = shared.dir.borrow_mut().awaiting_body.remove(&self.id);
+        }
         // Trailers end a body that never reported its end: fail closed rather than let a body
         // with an unchecked digest through.
-        let (Some(shared), Some(_)) = (self.shared.clone(), self.awaiting_body.take()) else {
+        if self.awaiting_body.take().is_none() {
             return Action::Continue;
-        };
+        }
         decide(&shared, Reason::ContentDigestUnsupported.into(), 0, Phase::Body)
     }
 }
@@ -207,12 +379,80 @@ fn now(cfg: &Config) -> u64 {
     cfg.testing_fixed_now.unwrap_or_else(|| now_us() / 1_000_000)
 }
 
-/// Verify the request; returns the verdict and the time it took in microseconds.
-fn evaluate(cfg: &Config, host: HostRequest) -> (Verdict, u64) {
+/// A verification's outcome: a verdict (and its time, microseconds), or a directory that
+/// core says must be fetched first (canonical agent URI, and why).
+enum Eval {
+    Done(Verdict, u64),
+    Fetch(String, FetchReason),
+}
+
+/// Verify the request with the pinned keys and, for the agents it names, the directory
+/// entries (read again from shared data when another worker published). `may_fetch`:
+/// whether the caller can wait for a fetch; if not, a needed fetch is
+/// `directory_unavailable` (core's reason for an agent without usable keys).
+fn evaluate(shared: &Shared, host: HostRequest, may_fetch: bool) -> Eval {
+    let cfg = &shared.config;
     let start = now_us();
     let req = request::build(host, cfg.scheme.as_deref(), cfg.authority);
-    let verdict = verify(&req, &cfg.keyring, &cfg.policy, now(cfg));
-    (verdict, now_us().saturating_sub(start))
+    let now = now(cfg);
+    let Some(dirs) = cfg.directories.as_ref() else {
+        let verdict = verify(&req, &cfg.keyring, &cfg.policy, now);
+        return Eval::Done(verdict, now_us().saturating_sub(start));
+    };
+    for a in botauth_core::directory::claimed_agents(&req, dirs, &cfg.policy) {
+        sync(shared, a);
+    }
+    let st = shared.dir.borrow();
+    let step = verify_with_directories(&req, &cfg.keyring, dirs, &st.entries, &cfg.policy, now);
+    let us = now_us().saturating_sub(start);
+    match step {
+        Step::Done { verdict, refresh } => {
+            drop(st);
+            if let Some(f) = refresh {
+                // A stale directory: the next tick refreshes it, without jitter.
+                shared.dir.borrow_mut().refresh_at.insert(f.agent.agent.as_str().to_string(), 0);
+            }
+            Eval::Done(verdict, us)
+        }
+        Step::Fetch(f) if may_fetch => Eval::Fetch(f.agent.agent.as_str().to_string(), f.reason),
+        Step::Fetch(f) => {
+            let rejected =
+                Rejected { agent: Some(f.agent.agent.as_str().into()), ..Rejected::new(Reason::DirectoryUnavailable) };
+            Eval::Done(Verdict::Rejected(rejected), us)
+        }
+    }
+}
+
+/// [`evaluate`] when no fetch can be waited for.
+fn evaluate_final(shared: &Shared, host: HostRequest) -> (Verdict, u64) {
+    match evaluate(shared, host, false) {
+        Eval::Done(v, us) => (v, us),
+        Eval::Fetch(agent, _) => {
+            (Verdict::Rejected(Rejected { agent: Some(agent), ..Rejected::new(Reason::DirectoryUnavailable) }), 0)
+        }
+    }
+}
+
+/// Act on a headers-phase verdict (replay already checked): answer, forward, or hold the
+/// body for its digest (`awaiting`: where the request is kept meanwhile).
+fn headers_verdict(
+    shared: &Shared,
+    verdict: Verdict,
+    us: u64,
+    host: HostRequest,
+    digest_pending: bool,
+    awaiting: &mut Option<HostRequest>,
+) -> Action {
+    match verdict {
+        Verdict::Verified(_) if digest_pending => {
+            if shared.config.policy.mode == Mode::Enforce {
+                set_upstream_headers(&shared.config, &verdict);
+            }
+            *awaiting = Some(host);
+            Action::Continue
+        }
+        _ => decide(shared, verdict, us, Phase::Headers),
+    }
 }
 
 /// Turn a verified verdict into a replay when its nonce was seen (records the nonce).
@@ -227,23 +467,41 @@ fn replay_check(cfg: &Config, verdict: Verdict) -> Verdict {
     }
 }
 
-fn set_verdict_header(cfg: &Config, verdict: &Verdict) {
+/// The verdict header, and for a verified agent with a label the agent header.
+fn set_upstream_headers(cfg: &Config, verdict: &Verdict) {
     if let Some(value) = verdict_header(verdict) {
         let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, &cfg.verdict_header, Some(&value));
     }
+    if let (Verdict::Verified(v), Some(name)) = (verdict, &cfg.agent_header) {
+        if let Some(label) = v.agent.as_deref().and_then(|a| cfg.label(a)) {
+            let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(label));
+        }
+    }
 }
 
-/// Record (metrics, one log line) and act on the verdict. The nonce has been checked in the
+/// Record (metrics, the log line) and act on the verdict. The nonce has been checked in the
 /// headers phase already ([`replay_check`]).
 fn decide(shared: &Shared, verdict: Verdict, verify_us: u64, phase: Phase) -> Action {
     let cfg = &shared.config;
-    shared.metrics.record(&cfg.stat_prefix, &verdict, &cfg.agents, verify_us);
-    let mode = match cfg.policy.mode {
-        Mode::Enforce => "enforce",
-        Mode::Monitor => "monitor",
+    let agent = match &verdict {
+        Verdict::Verified(v) => v.agent.as_deref(),
+        Verdict::Rejected(r) => r.agent.as_deref(),
+        Verdict::Unsigned => None,
     };
-    let extra = [("mode", mode), ("phase", if phase == Phase::Headers { "headers" } else { "body" })];
-    log(LogLevel::Info, &format!("botauth: {}", log_event(&verdict, verify_us, &extra)));
+    let label = agent.and_then(|a| cfg.label(a));
+    shared.metrics.record(&cfg.stat_prefix, &verdict, label, &cfg.metrics, verify_us);
+    let n = shared.signed.get();
+    shared.signed.set(n.wrapping_add(1));
+    let rejected = matches!(verdict, Verdict::Rejected(_));
+    let log_it = cfg.log.enabled && (n.is_multiple_of(cfg.log.sample) || (rejected && cfg.log.always_rejected));
+    if log_it {
+        let mode = match cfg.policy.mode {
+            Mode::Enforce => "enforce",
+            Mode::Monitor => "monitor",
+        };
+        let extra = [("mode", mode), ("phase", if phase == Phase::Headers { "headers" } else { "body" })];
+        log(LogLevel::Info, &format!("botauth: {}", log_event(&verdict, verify_us, &extra)));
+    }
     match (&verdict, cfg.policy.mode) {
         (Verdict::Rejected(r), Mode::Enforce) => {
             let reply = response::reject(r.reason, cfg.retry_after);
@@ -253,9 +511,378 @@ fn decide(shared: &Shared, verdict: Verdict, verify_us: u64, phase: Phase) -> Ac
         }
         _ => {
             if phase == Phase::Headers {
-                set_verdict_header(cfg, &verdict);
+                set_upstream_headers(cfg, &verdict);
             }
             Action::Continue
+        }
+    }
+}
+
+// ---- directories --------------------------------------------------------------------------
+
+/// Read `agent`'s shared entry; re-parse it only when its CAS changed. Returns whether it did.
+fn sync(shared: &Shared, agent: &AgentDirectory) -> bool {
+    let key = dir::entry_key(&shared.config.cache.namespace, agent);
+    let Ok((value, Some(cas))) = hostcalls::get_shared_data(&key) else { return false };
+    let canonical = agent.agent.as_str();
+    let mut st = shared.dir.borrow_mut();
+    if st.cas.get(canonical) == Some(&cas) {
+        return false;
+    }
+    st.cas.insert(canonical.to_string(), cas);
+    let value = value.unwrap_or_default();
+    if value.iter().all(u8::is_ascii_whitespace) {
+        return false; // the placeholder written at configuration: nothing published yet
+    }
+    match Entry::from_json(&value) {
+        Some(entry) => {
+            let at = entry.fresh_until.saturating_add(dir::jitter(shared.seed, &entry));
+            st.refresh_at.insert(canonical.to_string(), at);
+            st.entries.insert(canonical.to_string(), entry);
+            true
+        }
+        None => false,
+    }
+}
+
+/// How a request's wait began.
+enum Waited {
+    /// It waits (its own fetch, one in flight here, or another worker's).
+    Paused,
+    /// Nothing to wait for: the host refused the fetch (the entry records the failure),
+    /// or another worker published just now. Verify again at once.
+    Decide,
+}
+
+/// Pause the request `context` until `agent`'s directory is fetched: join a fetch in flight
+/// here, else take the lease and fetch (this context receives the answer), else wait for the
+/// worker that holds the lease.
+fn wait(
+    shared: &Shared,
+    context: u32,
+    agent: String,
+    reason: FetchReason,
+    host: HostRequest,
+    digest_pending: bool,
+) -> Waited {
+    let deadline_ms = now_ms().saturating_add(shared.config.cache.max_wait_ms);
+    let joined = shared.dir.borrow().in_flight.contains_key(&agent);
+    let waiter = Waiter { context, agent: agent.clone(), reason, host, digest_pending, deadline_ms };
+    shared.dir.borrow_mut().waiters.push(waiter);
+    if joined {
+        return Waited::Paused;
+    }
+    match start_fetch(shared, &agent, context, reason) {
+        Started::Dispatched | Started::HeldElsewhere => Waited::Paused,
+        Started::Changed => {
+            // Another worker published meanwhile: every waiter of the agent (this one too)
+            // verifies again, now.
+            take_own_waiter(shared, context);
+            resolve_waiters(shared, &agent, context);
+            Waited::Decide
+        }
+        Started::Failed => {
+            take_own_waiter(shared, context);
+            resolve_waiters(shared, &agent, context);
+            Waited::Decide
+        }
+    }
+}
+
+fn take_own_waiter(shared: &Shared, context: u32) {
+    shared.dir.borrow_mut().waiters.retain(|w| w.context != context);
+}
+
+/// What [`start_fetch`] did.
+enum Started {
+    Dispatched,
+    /// Another worker holds the lease.
+    HeldElsewhere,
+    /// The shared entry changed before the fetch was sent: none is needed now.
+    Changed,
+    /// The host refused the call; the failure is recorded and published.
+    Failed,
+}
+
+/// Take the lease of `agent`'s directory and dispatch the fetch from the current context
+/// (`owner`, which receives the answer).
+fn start_fetch(shared: &Shared, agent: &str, owner: u32, reason: FetchReason) -> Started {
+    let Some(a) = shared.agent(agent) else { return Started::Failed };
+    let cfg = &shared.config;
+    let timeout_ms = shared.dirs().map_or(2000, |d| d.settings.fetch_timeout_ms);
+    let lease = dir::lease_key(&cfg.cache.namespace, a);
+    let now_ms = now_ms();
+    let leased = match hostcalls::get_shared_data(&lease) {
+        Ok((value, cas)) => {
+            if !dir::lease_free(value.as_deref().unwrap_or_default(), now_ms) {
+                return Started::HeldElsewhere;
+            }
+            let value = dir::lease_value(now_ms.saturating_add(timeout_ms).saturating_add(1000), shared.seed);
+            match hostcalls::set_shared_data(&lease, Some(value.as_bytes()), cas) {
+                Ok(()) => true,
+                Err(Status::CasMismatch) => return Started::HeldElsewhere,
+                Err(_) => false,
+            }
+        }
+        // A host that refuses shared data: fetch anyway (once per worker) rather than never.
+        Err(_) => false,
+    };
+    // The lease is ours: if another worker published since this worker last looked, its
+    // result is what was wanted.
+    if sync(shared, a) {
+        if leased {
+            release(shared, a);
+        }
+        return Started::Changed;
+    }
+    let entry = shared.dir.borrow().entries.get(agent).cloned();
+    let headers = dir::fetch_headers(a, entry.as_ref());
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let upstream = a.upstream.as_deref().unwrap_or_default();
+    match hostcalls::dispatch_http_call(upstream, headers, None, Vec::new(), Duration::from_millis(timeout_ms)) {
+        Ok(token) => {
+            let mut st = shared.dir.borrow_mut();
+            st.in_flight.insert(agent.to_string(), InFlight { token, owner, started_ms: now_ms, leased, reason });
+            st.tokens.insert(token, agent.to_string());
+            Started::Dispatched
+        }
+        Err(e) => {
+            log(
+                LogLevel::Warn,
+                &format!("botauth: directory {agent}: the host refused the fetch via {upstream:?} ({e:?})"),
+            );
+            store(shared, a, Answer::Failed(TransportError::Connect), reason);
+            if leased {
+                release(shared, a);
+            }
+            Started::Failed
+        }
+    }
+}
+
+/// Give up this worker's lease of `agent`'s directory (only if it still holds it).
+fn release(shared: &Shared, agent: &AgentDirectory) {
+    let lease = dir::lease_key(&shared.config.cache.namespace, agent);
+    if let Ok((Some(value), cas)) = hostcalls::get_shared_data(&lease) {
+        let holder =
+            std::str::from_utf8(&value).ok().and_then(|v| v.split(' ').nth(1)).and_then(|h| h.parse::<u64>().ok());
+        if holder == Some(shared.seed) {
+            let _ = hostcalls::set_shared_data(&lease, Some(b"\n"), cas);
+        }
+    }
+}
+
+/// Fold a fetch's answer into `agent`'s entry (core's `record`), publish it for every
+/// worker, and count and log it (core's one log line per fetch).
+fn store(shared: &Shared, agent: &AgentDirectory, answer: Answer, reason: FetchReason) {
+    let cfg = &shared.config;
+    let Some(dirs) = shared.dirs() else { return };
+    sync(shared, agent);
+    let canonical = agent.agent.as_str();
+    let now = now(cfg);
+    let previous = shared.dir.borrow().entries.get(canonical).cloned();
+    let recorded = record(previous.as_ref(), dirs, agent, cfg.policy.allow_test_keys, answer.fetched(), now);
+    let key = dir::entry_key(&cfg.cache.namespace, agent);
+    let json = recorded.entry.to_json();
+    let published = hostcalls::set_shared_data(&key, Some(&json), None).is_ok();
+    {
+        let mut st = shared.dir.borrow_mut();
+        if published {
+            // Learn the CAS of what was just written, so this worker does not parse it again.
+            if let Ok((_, Some(cas))) = hostcalls::get_shared_data(&key) {
+                st.cas.insert(canonical.to_string(), cas);
+            }
+        }
+        let at = recorded.entry.fresh_until.saturating_add(dir::jitter(shared.seed, &recorded.entry));
+        st.refresh_at.insert(canonical.to_string(), at);
+        st.entries.insert(canonical.to_string(), recorded.entry.clone());
+    }
+    let ok = recorded.result.is_ok();
+    if cfg.metrics.enabled {
+        let event = if ok { "fetch_ok" } else { "fetch_failed" };
+        shared.metrics.increment(&metrics::directory_counter(&cfg.stat_prefix, &agent.label, event));
+    }
+    // What the agent's signed requests get now: fresh or stale keys, or 503.
+    let state = match recorded.entry.state(now) {
+        State::Fresh => "fresh",
+        State::Stale => "stale",
+        State::Cold => "cold",
+        State::Unavailable => "unavailable",
+    };
+    let published = if published { "true" } else { "false" };
+    let line = recorded.log_event(agent, reason, &[("state", state), ("published", published)]);
+    log(if ok { LogLevel::Info } else { LogLevel::Warn }, &format!("botauth: {line}"));
+}
+
+/// A fetch answered (`token`), in whichever context dispatched it (`current`).
+fn complete(shared: &Shared, token: u32, num_headers: usize, body_size: usize, current: u32) {
+    let (agent, flight) = {
+        let mut st = shared.dir.borrow_mut();
+        let Some(agent) = st.tokens.remove(&token) else { return };
+        let flight = st.in_flight.remove(&agent);
+        (agent, flight)
+    };
+    let Some(a) = shared.agent(&agent) else { return };
+    let max_body = shared.dirs().map_or(0, |d| d.settings.limits.max_body);
+    let timeout_ms = shared.dirs().map_or(2000, |d| d.settings.fetch_timeout_ms);
+    let headers = if num_headers > 0 {
+        hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let body = (body_size <= max_body).then(|| {
+        hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).ok().flatten().unwrap_or_default()
+    });
+    let elapsed = flight.as_ref().map_or(0, |f| now_ms().saturating_sub(f.started_ms));
+    let reason = flight.as_ref().map_or(FetchReason::NoKeys, |f| f.reason);
+    store(shared, a, dir::answer(headers, body, elapsed, timeout_ms), reason);
+    if flight.is_none_or(|f| f.leased) {
+        release(shared, a);
+    }
+    resolve_waiters(shared, &agent, current);
+}
+
+/// Verify again, and answer or resume, every request waiting for `agent`.
+fn resolve_waiters(shared: &Shared, agent: &str, current: u32) {
+    let waiting: Vec<Waiter> = {
+        let mut st = shared.dir.borrow_mut();
+        let (mine, rest) = std::mem::take(&mut st.waiters).into_iter().partition(|w| w.agent == agent);
+        st.waiters = rest;
+        mine
+    };
+    for w in waiting {
+        resume(shared, w, current, false);
+    }
+}
+
+/// Act for the paused request of `w` (from another context: `current` is restored after).
+/// `timed_out`: it waited `max_wait_ms` without an answer: `directory_unavailable`.
+fn resume(shared: &Shared, w: Waiter, current: u32, timed_out: bool) {
+    if hostcalls::set_effective_context(w.context).is_err() {
+        return; // the request is gone
+    }
+    let (verdict, us) = if timed_out {
+        let r = Rejected { agent: Some(w.agent.clone()), ..Rejected::new(Reason::DirectoryUnavailable) };
+        (Verdict::Rejected(r), 0)
+    } else {
+        evaluate_final(shared, w.host.clone())
+    };
+    let verdict = replay_check(&shared.config, verdict);
+    let mut awaiting = None;
+    let action = headers_verdict(shared, verdict, us, w.host, w.digest_pending, &mut awaiting);
+    if let Some(host) = awaiting {
+        shared.dir.borrow_mut().awaiting_body.insert(w.context, host);
+    }
+    if action == Action::Continue {
+        let _ = hostcalls::resume_http_request();
+    }
+    let _ = hostcalls::set_effective_context(current);
+}
+
+/// Answer waiters past their deadline (`all`: every waiter, as a retired configuration
+/// will never fetch again once its own fetches are done).
+fn expire_waiters(shared: &Shared, now_ms: u64, all: bool) {
+    let expired: Vec<Waiter> = {
+        let mut st = shared.dir.borrow_mut();
+        let in_flight: Vec<String> = st.in_flight.keys().cloned().collect();
+        let (gone, keep) = std::mem::take(&mut st.waiters)
+            .into_iter()
+            .partition(|w| w.deadline_ms <= now_ms || (all && !in_flight.contains(&w.agent)));
+        st.waiters = keep;
+        gone
+    };
+    for w in expired {
+        resume(shared, w, shared.root_id, true);
+    }
+}
+
+/// The root tick: answer requests that waited too long, pick up what other workers
+/// published for waiting requests, and start the fetches that are due (start-up, refresh,
+/// a waiting request whose fetcher went away).
+fn tick(shared: &Shared) {
+    let Some(dirs) = shared.dirs() else { return };
+    let cfg = &shared.config;
+    let now_ms = now_ms();
+    let now = now(cfg);
+    expire_waiters(shared, now_ms, false);
+    let timeout_ms = dirs.settings.fetch_timeout_ms;
+    for a in &dirs.agents {
+        let canonical = a.agent.as_str();
+        // A fetch in flight past its timeout whose answer never came: forget it.
+        let stuck = shared
+            .dir
+            .borrow()
+            .in_flight
+            .get(canonical)
+            .is_some_and(|f| now_ms > f.started_ms.saturating_add(timeout_ms).saturating_add(2000));
+        if stuck {
+            let flight = {
+                let mut st = shared.dir.borrow_mut();
+                let f = st.in_flight.remove(canonical);
+                if let Some(f) = &f {
+                    st.tokens.remove(&f.token);
+                }
+                f
+            };
+            if flight.is_some_and(|f| f.leased) {
+                release(shared, a);
+            }
+        }
+        if shared.dir.borrow().in_flight.contains_key(canonical) {
+            continue;
+        }
+        let waiting = shared.dir.borrow().waiters.iter().any(|w| w.agent == canonical);
+        if waiting {
+            if sync(shared, a) {
+                resolve_waiters(shared, canonical, shared.root_id);
+                continue;
+            }
+            let reason = shared.dir.borrow().waiters.iter().find(|w| w.agent == canonical).map(|w| w.reason);
+            match start_fetch(shared, canonical, shared.root_id, reason.unwrap_or(FetchReason::NoKeys)) {
+                Started::Changed | Started::Failed => resolve_waiters(shared, canonical, shared.root_id),
+                Started::Dispatched | Started::HeldElsewhere => {}
+            }
+            continue;
+        }
+        let due = |shared: &Shared| {
+            let st = shared.dir.borrow();
+            let at = st.refresh_at.get(canonical).copied().unwrap_or(0);
+            dir::tick_fetch(st.entries.get(canonical), at, cfg.cache.prefetch, now)
+        };
+        if due(shared) {
+            // Another worker may have fetched already: look before fetching.
+            sync(shared, a);
+            if due(shared) {
+                let loaded = shared.dir.borrow().entries.get(canonical).is_some_and(|e| e.loaded);
+                let reason = if loaded { FetchReason::Stale } else { FetchReason::NoKeys };
+                let _ = start_fetch(shared, canonical, shared.root_id, reason);
+            }
+        }
+    }
+}
+
+/// A request context went away (answered, reset by the client): forget its wait, and give
+/// up the fetch it owned (the host cancels it); the tick fetches again for any other
+/// request still waiting.
+fn abandon(shared: &Shared, context: u32) {
+    let owned: Vec<(String, InFlight)> = {
+        let Ok(mut st) = shared.dir.try_borrow_mut() else { return };
+        st.waiters.retain(|w| w.context != context);
+        st.awaiting_body.remove(&context);
+        let agents: Vec<String> =
+            st.in_flight.iter().filter(|(_, f)| f.owner == context).map(|(a, _)| a.clone()).collect();
+        let mut owned = Vec::new();
+        for agent in agents {
+            if let Some(f) = st.in_flight.remove(&agent) {
+                st.tokens.remove(&f.token);
+                owned.push((agent, f));
+            }
+        }
+        owned
+    };
+    for (agent, f) in owned {
+        if let (Some(a), true) = (shared.agent(&agent), f.leased) {
+            release(shared, a);
         }
     }
 }

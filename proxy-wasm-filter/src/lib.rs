@@ -16,6 +16,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 pub mod config;
+pub mod directory;
 #[cfg(target_arch = "wasm32")]
 mod filter;
 pub mod metrics;

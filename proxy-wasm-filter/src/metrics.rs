@@ -1,23 +1,32 @@
-//! Metric names (ARCHITECTURE §4): counters per verdict, per reason and per agent, and a
-//! histogram of verify time. Envoy shows them under `wasmcustom.` in `/stats`.
+//! Metric names (ARCHITECTURE §4): counters per verdict, per reason and per agent, per
+//! directory fetch outcome, and a histogram of verify time. Envoy shows them under
+//! `wasmcustom.` in `/stats`. Which of them are kept is configurable (`metrics`).
 //!
-//! Agent labels come only from the configured agents (`other` for the rest): a client must
+//! Agent segments come only from configured labels (`other` for the rest): a client must
 //! not be able to mint new metric names.
 
 use botauth_core::Verdict;
 
-/// The counters one signed request increments.
-pub fn counters(prefix: &str, verdict: &Verdict, agents: &[String]) -> Vec<String> {
+use crate::config::MetricSettings;
+
+/// The counters one signed request increments. `label`: the configured label of the
+/// verdict's agent, if it has one.
+pub fn counters(prefix: &str, verdict: &Verdict, label: Option<&str>, settings: &MetricSettings) -> Vec<String> {
     let (kind, agent) = match verdict {
         Verdict::Unsigned => return Vec::new(),
         Verdict::Verified(v) => ("verified", v.agent.as_deref()),
         Verdict::Rejected(r) => ("rejected", r.agent.as_deref()),
     };
+    if !settings.enabled {
+        return Vec::new();
+    }
     let mut names = vec![format!("{prefix}.verdict.{kind}")];
     if let Some(reason) = verdict.reason() {
         names.push(format!("{prefix}.reason.{}", reason.code()));
     }
-    names.push(format!("{prefix}.agent.{}.{kind}", agent_label(agent, agents)));
+    if settings.agents {
+        names.push(format!("{prefix}.agent.{}.{kind}", agent_segment(agent, label)));
+    }
     names
 }
 
@@ -26,15 +35,28 @@ pub fn histogram(prefix: &str) -> String {
     format!("{prefix}.verify_us")
 }
 
-/// `chatgpt_com` for a configured `https://chatgpt.com`, `none` without an agent, `other`
-/// for an agent that has no keys here.
-pub fn agent_label(agent: Option<&str>, agents: &[String]) -> String {
-    let Some(agent) = agent else { return "none".into() };
-    if !agents.iter().any(|a| a == agent) {
-        return "other".into();
+/// A directory counter: `<prefix>.directory.<label>.<event>` (`fetch_ok`, `fetch_failed`).
+pub fn directory_counter(prefix: &str, label: &str, event: &str) -> String {
+    format!("{prefix}.directory.{}.{event}", segment(label))
+}
+
+/// `chatgpt_com` for an agent labelled `chatgpt.com`, `none` without an agent, `other`
+/// for an agent without a label here.
+pub fn agent_segment(agent: Option<&str>, label: Option<&str>) -> String {
+    match (agent, label) {
+        (None, _) => "none".into(),
+        (Some(_), None) => "other".into(),
+        (Some(_), Some(l)) => segment(l),
     }
-    let bare = agent.strip_prefix("https://").or_else(|| agent.strip_prefix("http://")).unwrap_or(agent);
-    bare.trim_end_matches('/').chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
+}
+
+/// A label as a metric name segment: lowercase, anything outside `[a-z0-9_-]` as `_`.
+fn segment(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect()
 }
 
 /// Metric ids defined on first use (proxy-wasm `define_metric` is idempotent per name).
@@ -56,15 +78,22 @@ impl Metrics {
     }
 
     /// Count one signed request and record its verify time.
-    pub fn record(&self, prefix: &str, verdict: &Verdict, agents: &[String], verify_us: u64) {
+    pub fn record(&self, prefix: &str, verdict: &Verdict, label: Option<&str>, settings: &MetricSettings, us: u64) {
         use proxy_wasm::types::MetricType;
-        for name in counters(prefix, verdict, agents) {
-            if let Some(id) = self.id(MetricType::Counter, &name) {
-                let _ = proxy_wasm::hostcalls::increment_metric(id, 1);
+        for name in counters(prefix, verdict, label, settings) {
+            self.increment(&name);
+        }
+        if settings.enabled && settings.verify_time && !matches!(verdict, Verdict::Unsigned) {
+            if let Some(id) = self.id(MetricType::Histogram, &histogram(prefix)) {
+                let _ = proxy_wasm::hostcalls::record_metric(id, us);
             }
         }
-        if let Some(id) = self.id(MetricType::Histogram, &histogram(prefix)) {
-            let _ = proxy_wasm::hostcalls::record_metric(id, verify_us);
+    }
+
+    /// Add one to the counter `name`.
+    pub fn increment(&self, name: &str) {
+        if let Some(id) = self.id(proxy_wasm::types::MetricType::Counter, name) {
+            let _ = proxy_wasm::hostcalls::increment_metric(id, 1);
         }
     }
 }
@@ -74,9 +103,10 @@ mod tests {
     use super::*;
     use botauth_core::{Reason, Rejected, Verified};
 
+    const ALL: MetricSettings = MetricSettings { enabled: true, agents: true, verify_time: true };
+
     #[test]
     fn names() {
-        let agents = vec!["https://chatgpt.com".to_string(), "*".to_string()];
         let ok = Verdict::Verified(Verified {
             agent: Some("https://chatgpt.com".into()),
             keyid: "k".into(),
@@ -86,7 +116,7 @@ mod tests {
             nonce: None,
         });
         assert_eq!(
-            counters("botauth", &ok, &agents),
+            counters("botauth", &ok, Some("chatgpt.com"), &ALL),
             ["botauth.verdict.verified", "botauth.agent.chatgpt_com.verified"]
         );
         let bad = Verdict::Rejected(Rejected {
@@ -94,11 +124,21 @@ mod tests {
             ..Rejected::new(Reason::UnknownKey)
         });
         assert_eq!(
-            counters("p", &bad, &agents),
+            counters("p", &bad, None, &ALL),
             ["p.verdict.rejected", "p.reason.unknown_key", "p.agent.other.rejected"]
         );
-        assert_eq!(counters("p", &Verdict::Unsigned, &agents), Vec::<String>::new());
-        assert_eq!(agent_label(None, &agents), "none");
-        assert_eq!(agent_label(Some("*"), &agents), "_");
+        assert_eq!(counters("p", &Verdict::Unsigned, None, &ALL), Vec::<String>::new());
+        assert_eq!(agent_segment(None, None), "none");
+        assert_eq!(agent_segment(Some("https://x"), Some("Chat.GPT")), "chat_gpt");
+        assert_eq!(directory_counter("botauth", "chatgpt.com", "fetch_ok"), "botauth.directory.chatgpt_com.fetch_ok");
+    }
+
+    #[test]
+    fn settings_turn_counters_off() {
+        let bad = Verdict::Rejected(Rejected::new(Reason::SignatureInvalid));
+        let no_agents = MetricSettings { agents: false, ..ALL };
+        assert_eq!(counters("p", &bad, None, &no_agents), ["p.verdict.rejected", "p.reason.signature_invalid"]);
+        let off = MetricSettings { enabled: false, ..ALL };
+        assert!(counters("p", &bad, None, &off).is_empty());
     }
 }

@@ -15,11 +15,12 @@ pub struct LocalReply {
     pub body: String,
 }
 
-/// The reply for `reason`; `retry_after` seconds are sent with 429.
+/// The reply for `reason`; `retry_after` seconds are sent with 429 (a replay) and 503 (a
+/// directory that could not be loaded: worth retrying later).
 pub fn reject(reason: Reason, retry_after: u64) -> LocalReply {
     let status = reason.status().code();
     let mut headers = vec![("content-type", PROBLEM_JSON.into()), ("cache-control", "no-store".into())];
-    if status == 429 {
+    if status == 429 || status == 503 {
         headers.push(("retry-after", retry_after.to_string()));
     }
     LocalReply { status: u32::from(status), headers, body: problem_json(reason) }
@@ -36,8 +37,9 @@ mod tests {
             let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
             assert_eq!(body["type"], format!("urn:botauth:problem:{}", reason.code()));
             assert_eq!(body["status"], r.status);
-            assert!(matches!(r.status, 400 | 403 | 429));
-            assert_eq!(r.headers.iter().any(|(n, v)| *n == "retry-after" && v == "9"), r.status == 429, "{reason:?}");
+            assert!(matches!(r.status, 400 | 403 | 429 | 503));
+            let retry = r.headers.iter().any(|(n, v)| *n == "retry-after" && v == "9");
+            assert_eq!(retry, matches!(r.status, 429 | 503), "{reason:?}");
             assert!(r.headers.contains(&("content-type", "application/problem+json".into())));
         }
     }
