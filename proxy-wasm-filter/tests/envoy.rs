@@ -1,4 +1,6 @@
-//! The filter inside a real Envoy (1.40, V8), driven over loopback.
+//! The filter inside a real Envoy (1.40, V8), driven over loopback: the fixture suite, the
+//! shipped filter chain (header_mutation + composite matcher), monitor mode, replay, bad
+//! configurations, hot reload, and the load bench.
 //!
 //! Run by `cargo xtask test` (which builds the release .wasm and installs Envoy into
 //! `.tools/envoy-venv` first). Paths: `BOTAUTH_WASM` (default
@@ -13,194 +15,22 @@
 #[allow(unreachable_pub, missing_docs, clippy::all)]
 mod fixture;
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use botauth_core::outcome::verdict_header;
 use botauth_core::{check_replay, verify, MemoryNonceStore, Verdict};
 use botauth_testkit::origin::Origin;
 use botauth_testkit::raw_http::{self, Response};
-use botauth_testkit::{free_port, wait_for_port, ChildGuard};
+use botauth_testkit::wait_for_port;
+use common::{
+    listener_yaml, ports, render_main, replace_once, seen_headers, split_block, values, wasm, Chain, Envoy, Listener,
+    EXAMPLE,
+};
 use fixture::{Case, ExpectedVerdict};
 use serde_json::{json, Value};
-
-const EXAMPLE: &str = include_str!("../../examples/envoy/envoy.yaml");
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
-}
-
-fn tool(var: &str, default: &str) -> PathBuf {
-    let path = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| root().join(default));
-    assert!(
-        path.exists(),
-        "{} not found ({var}); run `cargo xtask test`, which builds and installs it",
-        path.display()
-    );
-    path
-}
-
-fn wasm() -> PathBuf {
-    tool("BOTAUTH_WASM", "target/wasm32-wasip1/release/botauth_proxy_wasm.wasm")
-}
-
-fn envoy_bin() -> PathBuf {
-    tool("BOTAUTH_ENVOY", ".tools/envoy-venv/bin/envoy")
-}
-
-// ---- rendering examples/envoy/envoy.yaml ----------------------------------------------
-
-fn replace_once(text: &str, from: &str, to: &str) -> String {
-    assert_eq!(text.matches(from).count(), 1, "examples/envoy/envoy.yaml must contain `{from}` exactly once");
-    text.replacen(from, to, 1)
-}
-
-/// `(before, block, after)` around the lines holding `# <marker>: begin` / `end`.
-fn split_block<'a>(text: &'a str, marker: &str) -> (&'a str, &'a str, &'a str) {
-    let begin = format!("# {marker}: begin\n");
-    let end = format!("# {marker}: end\n");
-    let b = text.find(&begin).unwrap_or_else(|| panic!("no `{begin}` in the example"));
-    let b_line = text[..b].rfind('\n').map_or(0, |i| i + 1);
-    let e = text.find(&end).unwrap_or_else(|| panic!("no `{end}` in the example"));
-    let e_line = e + end.len();
-    (&text[..b_line], &text[b + begin.len()..text[..e].rfind('\n').map_or(e, |i| i + 1)], &text[e_line..])
-}
-
-/// One listener of the rendered configuration: its port and plugin configuration.
-struct Listener {
-    port: u16,
-    config: Value,
-}
-
-/// The listener section of the example, once per listener, as YAML list items.
-fn listener_yaml(listeners: &[Listener], wasm: &Path) -> String {
-    let (_, block, _) = split_block(EXAMPLE, "botauth-listener");
-    let block = replace_once(
-        block,
-        "filename: target/wasm32-wasip1/release/botauth_proxy_wasm.wasm",
-        &format!("filename: {}", wasm.display()),
-    );
-    let mut out = String::new();
-    for (i, l) in listeners.iter().enumerate() {
-        let mut b = replace_once(&block, "- name: botauth\n", &format!("- name: botauth_{i}\n"));
-        b = replace_once(&b, "port_value: 10000", &format!("port_value: {}", l.port));
-        // Test speed only: the raw client reads until close, and Envoy otherwise waits 1 s for
-        // the client to close first after a local reply.
-        b = replace_once(
-            &b,
-            "stat_prefix: botauth_ingress\n",
-            "stat_prefix: botauth_ingress\n          delayed_close_timeout: 0s\n",
-        );
-        let (head, _, tail) = split_block(&b, "botauth-config");
-        let indent = " ".repeat(18);
-        let value = serde_json::to_string(&l.config.to_string()).unwrap_or_default();
-        out.push_str(&format!("{head}{indent}value: {value}\n{tail}"));
-    }
-    out
-}
-
-/// The whole example with `listeners` in place of its one listener.
-fn render(admin: u16, origin: u16, listeners: &[Listener]) -> String {
-    let (before, _, after) = split_block(EXAMPLE, "botauth-listener");
-    let before = replace_once(before, "port_value: 9901", &format!("port_value: {admin}"));
-    let after = replace_once(after, "port_value: 8080", &format!("port_value: {origin}"));
-    format!("{before}{}{after}", listener_yaml(listeners, &wasm()))
-}
-
-/// `n` distinct ports that were free on 127.0.0.1 a moment ago (each `free_port` call closes
-/// its socket, so two calls may return the same port).
-fn ports(n: usize) -> Vec<u16> {
-    let mut out: Vec<u16> = Vec::with_capacity(n);
-    while out.len() < n {
-        let p = free_port().unwrap_or_else(|e| panic!("free port: {e}"));
-        if !out.contains(&p) {
-            out.push(p);
-        }
-    }
-    out
-}
-
-// ---- a running Envoy -----------------------------------------------------------------
-
-static RUN: AtomicUsize = AtomicUsize::new(0);
-
-struct Envoy {
-    child: ChildGuard,
-    admin: u16,
-    dir: PathBuf,
-}
-
-impl Envoy {
-    fn dir() -> PathBuf {
-        let n = RUN.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("botauth-envoy-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        dir
-    }
-
-    fn spawn(dir: PathBuf, yaml: &str, admin: u16) -> Self {
-        let config = dir.join("envoy.yaml");
-        std::fs::write(&config, yaml).unwrap_or_else(|e| panic!("{}: {e}", config.display()));
-        let mut cmd = std::process::Command::new(envoy_bin());
-        cmd.arg("-c")
-            .arg(&config)
-            .args(["--concurrency", "1", "--disable-hot-restart", "-l", "warn", "--component-log-level", "wasm:info"])
-            .stdout(std::process::Stdio::null())
-            // stderr, not --log-path: the log file sink is flushed only every few seconds.
-            .stderr(std::fs::File::create(dir.join("envoy.log")).unwrap_or_else(|e| panic!("envoy.log: {e}")));
-        let child = ChildGuard::spawn("envoy", &mut cmd).unwrap_or_else(|e| panic!("{e}"));
-        Self { child, admin, dir }
-    }
-
-    /// Start Envoy and wait until the admin says it is ready and every port accepts.
-    fn start(yaml: &str, admin: u16, ports: &[u16]) -> Self {
-        let mut envoy = Self::spawn(Self::dir(), yaml, admin);
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            if let Err(e) = envoy.child.ensure_running() {
-                panic!("{e}\n--- envoy.log\n{}", envoy.log());
-            }
-            if envoy.get("/ready").is_some_and(|r| r.status == 200) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "envoy not ready after 90 s\n--- envoy.log\n{}", envoy.log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        for &port in ports {
-            wait_for_port(port, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}\n{}", envoy.log()));
-        }
-        envoy
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("envoy.log")).unwrap_or_default()
-    }
-
-    fn get(&self, target: &str) -> Option<Response> {
-        raw_http::send(self.admin, "GET", target, &[("Host".into(), "admin".into())], None).ok()
-    }
-
-    /// Every `wasmcustom.<prefix>.` counter, by name without the `wasmcustom.` prefix.
-    fn counters(&self, prefix: &str) -> BTreeMap<String, u64> {
-        let text = self.get(&format!("/stats?filter=^wasmcustom\\.{prefix}\\.")).map(|r| r.text()).unwrap_or_default();
-        text.lines()
-            .filter_map(|l| l.split_once(": "))
-            .filter_map(|(n, v)| Some((n.strip_prefix("wasmcustom.")?.to_string(), v.trim().parse().ok()?)))
-            .collect()
-    }
-}
-
-impl Drop for Envoy {
-    fn drop(&mut self) {
-        self.child.stop();
-        if std::env::var_os("BOTAUTH_KEEP_ENVOY_LOGS").is_none() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
 
 // ---- cases → plugin configurations ----------------------------------------------------
 
@@ -263,21 +93,6 @@ fn core_verdict(case: &Case) -> Result<Verdict, String> {
         case.check(&v).map_err(|e| format!("core disagrees with the fixture: {e}"))?;
     }
     Ok(v)
-}
-
-/// What the origin reported seeing (its JSON echo), as `(name, value)` pairs.
-fn seen_headers(res: &Response) -> Vec<(String, String)> {
-    let body = res.json().unwrap_or_else(|e| panic!("{e}"));
-    body["headers"]
-        .as_array()
-        .map(|hs| {
-            hs.iter().filter_map(|h| Some((h[0].as_str()?.to_ascii_lowercase(), h[1].as_str()?.to_string()))).collect()
-        })
-        .unwrap_or_default()
-}
-
-fn values<'a>(seen: &'a [(String, String)], name: &str) -> Vec<&'a str> {
-    seen.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect()
 }
 
 /// Whether the filter decides on the body: a body is sent, `Signature-Input` names
@@ -386,9 +201,9 @@ fn fixture_suite_through_envoy() {
     let mut free = ports(groups.len() + 1);
     let admin = free.pop().unwrap_or(0);
     let listeners: Vec<Listener> =
-        groups.values().zip(free).map(|((config, _), port)| Listener { port, config: config.clone() }).collect();
+        groups.values().zip(free).map(|((config, _), port)| Listener::new(port, config.clone())).collect();
     let listener_ports: Vec<u16> = listeners.iter().map(|l| l.port).collect();
-    let envoy = Envoy::start(&render(admin, origin.port(), &listeners), admin, &listener_ports);
+    let envoy = Envoy::start(&render_main(admin, origin.port(), &listeners), admin, &listener_ports);
 
     for (name, _, why) in ENVOY_DEVIATIONS {
         println!("Envoy deviation (asserted): {name}: {why}");
@@ -475,8 +290,89 @@ fn single(config: Value) -> (Envoy, Origin, u16) {
         [a, p] => (a, p),
         _ => unreachable!(),
     };
-    let envoy = Envoy::start(&render(admin, origin.port(), &[Listener { port, config }]), admin, &[port]);
+    let envoy = Envoy::start(&render_main(admin, origin.port(), &[Listener::new(port, config)]), admin, &[port]);
     (envoy, origin, port)
+}
+
+/// The shipped chain (header_mutation, then the filter behind composite +
+/// ExtensionWithMatcher) and the filter alone in the chain: forged verdict and agent
+/// headers on unsigned requests never reach the origin (stripped natively, resp. by the
+/// filter), signed requests carry exactly the filter's one verdict header, and the composite
+/// filter delegates to the wasm filter exactly once per signed request (unsigned requests
+/// never create a wasm context).
+#[test]
+fn shipped_chain_strips_forgeries_and_runs_the_filter_only_when_signed() {
+    let case = verified_case();
+    let config = plugin_config(&case, "enforce", None).unwrap_or_else(|e| panic!("{e}"));
+    let origin = Origin::start().unwrap_or_else(|e| panic!("origin: {e}"));
+    let (admin, shipped, alone) = match ports(3)[..] {
+        [a, s, w] => (a, s, w),
+        _ => unreachable!(),
+    };
+    let listeners = [
+        Listener { port: shipped, config: config.clone(), chain: Chain::Matcher },
+        Listener { port: alone, config, chain: Chain::WasmOnly },
+    ];
+    let envoy = Envoy::start(&render_main(admin, origin.port(), &listeners), admin, &[shipped, alone]);
+    let forged = [("botauth-verdict", "verified;agent=\"https://evil.test\""), ("BotAuth-Agent", "chatgpt")];
+    let mut unsigned = case.clone();
+    unsigned.request.headers.retain(|(n, _)| !n.to_ascii_lowercase().starts_with("signature"));
+    let want = core_verdict(&case).ok().as_ref().and_then(verdict_header).unwrap_or_default();
+    let label = "signature-agent.test";
+    let mut signed_sent = 0;
+    for port in [shipped, alone] {
+        for _ in 0..5 {
+            let res = send(port, &unsigned, &forged);
+            assert_eq!(res.status, 200, "{}", res.text());
+            let seen = seen_headers(&res);
+            assert!(values(&seen, "botauth-verdict").is_empty(), "forged verdict reached the origin: {seen:?}");
+            assert!(values(&seen, "botauth-agent").is_empty(), "forged agent reached the origin: {seen:?}");
+        }
+        for _ in 0..3 {
+            let res = send(port, &case, &forged);
+            assert_eq!(res.status, 200, "{}", res.text());
+            let seen = seen_headers(&res);
+            assert_eq!(values(&seen, "botauth-verdict"), [want.as_str()], "exactly the filter's verdict");
+            assert_eq!(values(&seen, "botauth-agent"), [label]);
+        }
+        assert_eq!(send(port, &tampered(&case), &forged).status, 403);
+        if port == shipped {
+            signed_sent = 4;
+        }
+    }
+    let delegated = envoy.stat("http.botauth_ingress.composite.filter_delegation_success");
+    assert_eq!(delegated, signed_sent, "one wasm filter per signed request, none for unsigned ones");
+    assert_eq!(envoy.stat("http.botauth_ingress.composite.filter_delegation_error"), 0);
+    let counters = envoy.counters("botauth");
+    assert_eq!(counters.get("botauth.verdict.verified"), Some(&6), "{counters:?}");
+    assert_eq!(counters.get("botauth.verdict.rejected"), Some(&2), "{counters:?}");
+}
+
+/// The shipped examples are valid Envoy configurations as they stand (TLS directory cluster
+/// included): `envoy --mode validate`.
+#[test]
+fn examples_validate_in_envoy() {
+    for name in ["envoy.yaml", "local-ratelimit.yaml"] {
+        let path = common::root().join("examples/envoy").join(name);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        // The example names the .wasm relative to the repository root.
+        let text = text.replace(
+            "filename: target/wasm32-wasip1/release/botauth_proxy_wasm.wasm",
+            &format!("filename: {}", wasm().display()),
+        );
+        let dir = Envoy::dir();
+        let file = dir.join(name);
+        std::fs::write(&file, text).unwrap_or_else(|e| panic!("{e}"));
+        let out = std::process::Command::new(common::envoy_bin())
+            .args(["--mode", "validate", "-c"])
+            .arg(&file)
+            .output()
+            .unwrap_or_else(|e| panic!("envoy: {e}"));
+        let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && log.contains("OK"), "{name}:\n{log}");
+        assert!(log.contains("botauth: configured:"), "{name}: the plugin accepted its configuration:\n{log}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 /// A client cannot claim a verdict: every incoming copy is stripped, whatever its case, and
@@ -511,6 +407,7 @@ fn monitor_mode_forwards_and_records() {
     let case = verified_case();
     let mut config = plugin_config(&case, "monitor", Some("monitor")).unwrap_or_else(|e| panic!("{e}"));
     config["stat_prefix"] = "mon".into();
+    let config_text = config.to_string();
     let (envoy, _origin, port) = single(config);
     let res = send(port, &tampered(&case), &[]);
     assert_eq!(res.status, 200, "monitor mode must forward: {}", res.text());
@@ -521,10 +418,10 @@ fn monitor_mode_forwards_and_records() {
     assert_eq!(counters.get("mon.verdict.rejected"), Some(&1), "{counters:?}");
     assert_eq!(counters.get("mon.reason.signature_invalid"), Some(&1), "{counters:?}");
     assert_eq!(counters.get("mon.verdict.verified"), Some(&1), "{counters:?}");
-    let agent = botauth_proxy_wasm::metrics::agent_label(
-        case.expect.agent.as_deref(),
-        &[case.expect.agent.clone().unwrap_or_default()],
-    );
+    let parsed = botauth_proxy_wasm::config::parse(config_text.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let agent_uri = case.expect.agent.as_deref();
+    let agent = botauth_proxy_wasm::metrics::agent_segment(agent_uri, agent_uri.and_then(|a| parsed.label(a)));
+    assert_eq!(agent, "signature-agent_test", "a pinned agent's default label is its host");
     assert_eq!(counters.get(&format!("mon.agent.{agent}.verified")), Some(&1), "{counters:?}");
     // The verify-time histogram is published (after Envoy's stats flush).
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -597,8 +494,8 @@ fn bad_configuration_is_refused() {
             [a, p] => (a, p),
             _ => unreachable!(),
         };
-        let yaml = render(admin, 9, &[Listener { port, config }]);
-        let mut envoy = Envoy::spawn(Envoy::dir(), &yaml, admin);
+        let yaml = render_main(admin, 9, &[Listener::new(port, config)]);
+        let mut envoy = Envoy::spawn(Envoy::dir(), &yaml, admin, 1);
         let status = envoy.child.wait_timeout(Duration::from_secs(60)).ok().flatten();
         let log = envoy.log();
         assert!(status.is_some_and(|s| !s.success()), "envoy accepted a bad configuration ({want}): {log}");
@@ -626,7 +523,7 @@ fn hot_reload_via_lds() {
         if let Some((k, v)) = extra {
             config[k] = v;
         }
-        let item = listener_yaml(&[Listener { port, config }], &wasm());
+        let item = listener_yaml(EXAMPLE, &[Listener::new(port, config)], &wasm());
         let item = replace_once(
             &item,
             "  - name: botauth_0\n",
@@ -644,6 +541,8 @@ fn hot_reload_via_lds() {
     let before = replace_once(before, "port_value: 9901", &format!("port_value: {admin}"));
     let before = replace_once(&before, "  listeners:\n", "");
     let after = replace_once(after, "port_value: 8080", &format!("port_value: {}", origin.port()));
+    let (clusters_before, _, clusters_after) = split_block(&after, "botauth-directory-clusters");
+    let after = format!("{clusters_before}{clusters_after}");
     let dynamic = format!(
         "node: {{ id: botauth-test, cluster: botauth-test }}\ndynamic_resources:\n  lds_config:\n    resource_api_version: V3\n    \
          path_config_source:\n      path: {}\n      watched_directory: {{ path: {} }}\n",
@@ -651,7 +550,7 @@ fn hot_reload_via_lds() {
         dir.display()
     );
     let yaml = format!("{dynamic}{before}{after}");
-    let mut envoy = Envoy::spawn(dir.clone(), &yaml, admin);
+    let mut envoy = Envoy::spawn(dir.clone(), &yaml, admin, 1);
     let deadline = Instant::now() + Duration::from_secs(90);
     while wait_for_port(port, Duration::from_millis(200)).is_err() {
         envoy.child.ensure_running().unwrap_or_else(|e| panic!("{e}\n{}", envoy.log()));
@@ -750,43 +649,42 @@ fn openssl_verify_us() -> f64 {
     1e6 / verify_per_s
 }
 
-/// Envoy without the filter, with the filter on unsigned traffic, and with the filter on
-/// signed traffic (a fixture request, clock fixed, replay cache off so it may repeat), one
-/// worker each, wrk with 8 connections. Writes a Markdown section to `BOTAUTH_BENCH_OUT`.
+/// Envoy without the filter, with the filter behind the shipped matcher and without it on
+/// unsigned traffic, and with the filter on signed traffic (a fixture request, clock fixed,
+/// replay cache off so it may repeat), one worker, wrk. Writes a Markdown section to
+/// `BOTAUTH_BENCH_OUT`.
 #[test]
 #[ignore = "load bench: run by `cargo xtask bench`"]
 fn load_bench() {
     let seconds: u64 = std::env::var("BOTAUTH_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     let case = verified_case();
     let origin = Origin::start().unwrap_or_else(|e| panic!("origin: {e}"));
-    let (admin, plain, filtered) = match ports(3)[..] {
-        [a, p, f] => (a, p, f),
+    let (admin, plain, matched, unmatched) = match ports(4)[..] {
+        [a, p, m, u] => (a, p, m, u),
         _ => unreachable!(),
     };
     let config = plugin_config(&case, "enforce", None).unwrap_or_else(|e| panic!("{e}"));
-    let with_filter = render(admin, origin.port(), &[Listener { port: filtered, config }]);
-    // The same listener once more without the wasm filter, on its own port.
-    let (_, block, _) = split_block(EXAMPLE, "botauth-listener");
-    let start = block.find("          - name: envoy.filters.http.wasm").unwrap_or(0);
-    let end = block.find("          - name: envoy.filters.http.router").unwrap_or(0);
-    let mut bare = format!("{}{}", &block[..start], &block[end..]);
-    bare = replace_once(&bare, "- name: botauth\n", "- name: no_filter\n");
-    bare = replace_once(&bare, "port_value: 10000", &format!("port_value: {plain}"));
-    let yaml = replace_once(&with_filter, "  clusters:\n", &format!("{bare}  clusters:\n"));
+    let listeners = [
+        Listener { port: plain, config: config.clone(), chain: Chain::None },
+        Listener { port: matched, config: config.clone(), chain: Chain::Matcher },
+        Listener { port: unmatched, config, chain: Chain::NoMatcher },
+    ];
+    let yaml = render_main(admin, origin.port(), &listeners);
     // Envoy answers itself: the load is Envoy and the filter only, no upstream in the way.
     let direct = "direct_response: { status: 200, body: { inline_string: \"ok\" } }";
     let yaml = yaml.replace("route: { cluster: origin }", direct);
-    assert_eq!(yaml.matches(direct).count(), 2);
-    let envoy = Envoy::start(&yaml, admin, &[plain, filtered]);
+    assert_eq!(yaml.matches(direct).count(), 3);
+    let envoy = Envoy::start(&yaml, admin, &[plain, matched, unmatched]);
 
     let host = vec![("Host".to_string(), case.request.authority.clone())];
     let mut signed = host.clone();
     signed.extend(case.request.headers.iter().cloned());
-    assert_eq!(send(filtered, &case, &[]).status, 200, "the signed bench request must verify");
+    assert_eq!(send(matched, &case, &[]).status, 200, "the signed bench request must verify");
     let scenarios = [
         ("Envoy, no filter", plain, &host),
-        ("Envoy + botauth, unsigned", filtered, &host),
-        ("Envoy + botauth, signed (verified)", filtered, &signed),
+        ("Envoy + botauth behind the matcher, unsigned", matched, &host),
+        ("Envoy + botauth without the matcher, unsigned", unmatched, &host),
+        ("Envoy + botauth, signed (verified)", matched, &signed),
     ];
     for (_, port, headers) in scenarios {
         wrk(port, headers, 8, 2); // warm-up (V8 tiers up hot code)
@@ -827,7 +725,8 @@ fn load_bench() {
 
     let mut md = format!(
         "### Envoy 1.40 + proxy-wasm filter (V8), load\n\n\
-         One Envoy worker; `wrk -t1 -d{seconds}s` with 1 connection (latency) and 8 connections \
+         One Envoy worker; the shipped chain (header_mutation, then the filter inside composite + \
+         ExtensionWithMatcher) and the filter directly in the chain; `wrk -t1 -d{seconds}s` with 1 connection (latency) and 8 connections \
          (throughput), after a 2 s warm-up per scenario; medians of 3 interleaved rounds; Envoy answers with a `direct_response` \
          (no upstream). Signed traffic repeats one fixture request (clock fixed, replay cache off).\n\n\
          | scenario | p50 (1 conn) | p99 (1 conn) | req/s (8 conns) |\n|---|---:|---:|---:|\n"
@@ -835,15 +734,18 @@ fn load_bench() {
     for (name, lat, thr) in &runs {
         md.push_str(&format!("| {name} | {:.0} µs | {:.0} µs | {:.0} |\n", lat.p50_us, lat.p99_us, thr.rps));
     }
-    let (base, unsigned, signed_run) = (&runs[0], &runs[1], &runs[2]);
+    let (base, unsigned, unmatched, signed_run) = (&runs[0], &runs[1], &runs[2], &runs[3]);
     let added = signed_run.1.p50_us - unsigned.1.p50_us;
     md.push_str(&format!(
-        "\n- unsigned vs no filter: {:+.1}% req/s, {:+.0} µs p50 (goal: within 5%)\n\
+        "\n- unsigned behind the matcher vs no filter: {:+.1}% req/s, {:+.0} µs p50 (goal: within 5%)\n\
+         - unsigned without the matcher vs no filter: {:+.1}% req/s, {:+.0} µs p50\n\
          - signed vs unsigned: {added:+.0} µs p50; {:+.0} µs of worker time per request (from req/s)\n\
          - one native OpenSSL Ed25519 verify (`openssl speed -seconds 3 ed25519`, same run): {verify_us:.1} µs\n\
-         - added p50 latency on signed traffic / one OpenSSL verify: **{:.2}** (goal ≤ 2; seed Lua/FFI Kong plugin: 40–60)\n",
+         - added p50 latency on signed traffic / one OpenSSL verify: **{:.2}** (goal ≤ 1.5; seed Lua/FFI Kong plugin: 40–60)\n",
         100.0 * (unsigned.2.rps - base.2.rps) / base.2.rps,
         unsigned.1.p50_us - base.1.p50_us,
+        100.0 * (unmatched.2.rps - base.2.rps) / base.2.rps,
+        unmatched.1.p50_us - base.1.p50_us,
         1e6 / signed_run.2.rps - 1e6 / unsigned.2.rps,
         added / verify_us,
     ));
