@@ -1,7 +1,9 @@
 //! The shipped examples are valid for the filter: the plugin configurations in
-//! `examples/envoy/envoy.yaml` and `examples/kong/kong.yml` are accepted as they are, and
-//! the Kong `config_schema` (`examples/kong/botauth.meta.json`) names exactly the members
-//! the filter accepts, at every level.
+//! `examples/envoy/*.yaml` and `examples/kong/kong.yml` are accepted as they are, the Envoy
+//! filter chains strip exactly the headers the filter sends, the Kong example fetches its
+//! directories over verified TLS, and the Kong `config_schema`
+//! (`examples/kong/botauth.meta.json`) names exactly the members the filter accepts, at
+//! every level.
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::collections::BTreeSet;
@@ -12,6 +14,7 @@ use botauth_proxy_wasm::request::AuthoritySource;
 use serde_json::Value;
 
 const ENVOY: &str = include_str!("../../examples/envoy/envoy.yaml");
+const ENVOY_RATELIMIT: &str = include_str!("../../examples/envoy/local-ratelimit.yaml");
 const KONG_YML: &str = include_str!("../../examples/kong/kong.yml");
 const KONG_CONF: &str = include_str!("../../examples/kong/kong.conf");
 const META: &str = include_str!("../../examples/kong/botauth.meta.json");
@@ -36,14 +39,63 @@ fn parse(json: &str) -> Config {
     config::parse(json.as_bytes()).unwrap_or_else(|e| panic!("{e}\n{json}"))
 }
 
+fn envoy_config(yaml: &str) -> Config {
+    let b = block(yaml);
+    let json = b.trim_start().strip_prefix("value: |").unwrap_or_else(|| panic!("not a block scalar: {b}"));
+    parse(json)
+}
+
 #[test]
 fn envoy_example_configuration_is_valid() {
-    let b = block(ENVOY);
-    let json = b.trim_start().strip_prefix("value: |").unwrap_or_else(|| panic!("not a block scalar: {b}"));
-    let c = parse(json);
+    let c = envoy_config(ENVOY);
     assert_eq!(c.policy.mode, Mode::Enforce);
     assert_eq!(c.testing_fixed_now, None, "the example must run on the real clock");
     assert!(ENVOY.contains("runtime: envoy.wasm.runtime.v8"));
+    let dirs = c.directories.as_ref().unwrap_or_else(|| panic!("the example allow-lists a directory"));
+    for a in &dirs.agents {
+        let upstream = a.upstream.as_deref().unwrap_or_default();
+        assert!(ENVOY.contains(&format!("  - name: {upstream}\n")), "no cluster {upstream:?} for {}", a.agent.as_str());
+        assert_eq!(a.directory.scheme(), "https");
+    }
+    // The directory cluster verifies the agent's certificate (SNI, CA bundle, name).
+    assert!(
+        ENVOY.contains("sni: chatgpt.com")
+            && ENVOY.contains("trusted_ca:")
+            && ENVOY.contains("matcher: { exact: chatgpt.com }")
+    );
+    // The rate-limit example runs the same filter configuration.
+    assert_eq!(block(ENVOY), block(ENVOY_RATELIMIT), "local-ratelimit.yaml carries the same plugin configuration");
+}
+
+/// header_mutation, before the filter, removes exactly the headers the filter sends
+/// upstream; and the rate-limit example's descriptors name labels the filter sets.
+#[test]
+fn envoy_chains_strip_the_filters_headers() {
+    for yaml in [ENVOY, ENVOY_RATELIMIT] {
+        let c = envoy_config(yaml);
+        let removed: BTreeSet<&str> = yaml.lines().filter_map(|l| l.trim().strip_prefix("- remove: ")).collect();
+        let sent: BTreeSet<&str> =
+            [Some(c.verdict_header.as_str()), c.agent_header.as_deref()].into_iter().flatten().collect();
+        assert_eq!(removed, sent);
+        let mutation = yaml.find("envoy.filters.http.header_mutation").unwrap_or(usize::MAX);
+        let filter = yaml.find("# botauth-filter: begin").unwrap_or(0);
+        assert!(mutation < filter, "header_mutation must run before the filter");
+    }
+    let c = envoy_config(ENVOY_RATELIMIT);
+    let labels: BTreeSet<String> = c
+        .labels
+        .values()
+        .cloned()
+        .chain(c.directories.iter().flat_map(|d| d.agents.iter().map(|a| a.label.clone())))
+        .collect();
+    let described: BTreeSet<String> = ENVOY_RATELIMIT
+        .lines()
+        .filter_map(|l| l.split("{ key: botauth_agent, value: ").nth(1))
+        .filter_map(|v| v.split(' ').next().map(String::from))
+        .collect();
+    assert!(!described.is_empty() && described.is_subset(&labels), "{described:?} vs labels {labels:?}");
+    let header = c.agent_header.unwrap_or_default();
+    assert!(ENVOY_RATELIMIT.contains(&format!("header_name: {header}, descriptor_key: botauth_agent")));
 }
 
 #[test]
@@ -53,13 +105,32 @@ fn kong_example_configuration_is_valid() {
     let c = parse(json);
     assert_eq!(c.authority, AuthoritySource::Host, "Kong's :authority is not the client's Host");
     assert_eq!(c.testing_fixed_now, None);
-    let ns = c.replay.map(|r| r.namespace).unwrap_or_default();
-    assert!(
-        KONG_CONF.lines().any(|l| l.starts_with(&format!("nginx_wasm_shm_kv_{ns} ="))),
-        "kong.conf must define the shared-memory zone of replay.namespace {ns:?}"
-    );
+    for (ns, what) in
+        [(c.replay.map(|r| r.namespace).unwrap_or_default(), "replay"), (c.cache.namespace.clone(), "directory_cache")]
+    {
+        assert!(
+            KONG_CONF.lines().any(|l| l.starts_with(&format!("nginx_wasm_shm_kv_{ns} ="))),
+            "kong.conf must define the shared-memory zone of {what}.namespace {ns:?}"
+        );
+    }
     assert!(KONG_CONF.contains("\nwasm = on\n") && KONG_CONF.contains("\nwasm_filters_path = "));
     assert!(KONG_YML.contains("filter_chains:") && KONG_YML.contains("- name: botauth\n"));
+    // Directories on Kong: `upstream` is host:port, and Kong's TLS verification (off by
+    // default in ngx_wasm_module) is on, with a CA bundle.
+    let dirs = c.directories.as_ref().unwrap_or_else(|| panic!("the Kong example allow-lists a directory"));
+    for a in &dirs.agents {
+        let upstream = a.upstream.as_deref().unwrap_or_default();
+        let port = upstream.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok());
+        assert_eq!(port, Some(443), "{upstream:?} must be host:443 for an https directory");
+        assert_eq!(upstream.split(':').next(), Some(a.authority()), "the upstream is the directory's host");
+        let headers = botauth_proxy_wasm::directory::fetch_headers(a, None);
+        assert!(headers.contains(&(":scheme".into(), "https".into())), "Kong takes TLS from :scheme: {headers:?}");
+    }
+    for line in
+        ["nginx_wasm_tls_verify_cert = on", "nginx_wasm_tls_verify_host = on", "nginx_wasm_tls_trusted_certificate = /"]
+    {
+        assert!(KONG_CONF.lines().any(|l| l.starts_with(line)), "kong.conf must set {line:?}");
+    }
 }
 
 /// The members the filter accepts in an object, read from serde's "expected one of" list.
@@ -100,6 +171,18 @@ fn kong_schema_matches_the_filter() {
     assert_eq!(schema_members(&schema["properties"]["policy"]["properties"]["limits"]), limits, "policy.limits");
     let replay = accepted(|x| with(serde_json::json!({ "replay": x })));
     assert_eq!(schema_members(&schema["properties"]["replay"]), replay, "replay");
+    for member in ["directory_cache", "log", "metrics"] {
+        let got = accepted(|x| with(serde_json::json!({ member: x })));
+        assert_eq!(schema_members(&schema["properties"][member]), got, "{member}");
+    }
+    let dirs = &schema["properties"]["directories"];
+    let got = accepted(|x| with(serde_json::json!({ "directories": x })));
+    assert_eq!(schema_members(dirs), got, "directories");
+    // `backend` is accepted as another name of `upstream` (the Fastly spelling); the Kong
+    // schema advertises `upstream` only.
+    let mut got = accepted(|x| with(serde_json::json!({ "directories": { "agents": [x] } })));
+    got.remove("backend");
+    assert_eq!(schema_members(&dirs["properties"]["agents"]["items"]), got, "directories.agents[]");
     assert_eq!(schema["additionalProperties"], false);
-    assert_eq!(schema["required"], serde_json::json!(["keys"]));
+    assert_eq!(schema["anyOf"], serde_json::json!([{ "required": ["keys"] }, { "required": ["directories"] }]));
 }

@@ -135,3 +135,70 @@ fn kong_authority_is_not_the_client_host() {
         );
     }
 }
+
+/// Directories behind Kong: the dispatch answer arrives with the directory's own header-name
+/// case and a `:status` pseudo-header; read as core's fetch result it loads the agent's keys,
+/// and a Kong-shaped signed request then verifies with them (and without them is
+/// `directory_unavailable` once the fetch failed: Kong's TLS or DNS refused, say).
+#[test]
+fn directories_from_kong_shaped_answers() {
+    use botauth_core::directory::{record, verify_with_directories, Directories, Entries, Step};
+    use botauth_proxy_wasm::directory::answer;
+
+    let case = fixture::all_cases()
+        .into_iter()
+        .find(|c| {
+            c.runs_on("kong")
+                && c.expect.verdict == ExpectedVerdict::Verified
+                && c.expect.agent.as_deref() == Some("https://signature-agent.test")
+                && !c.send_twice
+                && c.request.body.is_none()
+        })
+        .unwrap_or_else(|| panic!("no verified case for the demo agent"));
+    let agent = "https://signature-agent.test";
+    // The directory serves the case's key without its `kid` (not a thumbprint, which a
+    // directory may not use): keyid = thumbprint.
+    let mut jwks = case.keys.get(agent).cloned().unwrap_or_default();
+    if let Some(keys) = jwks["keys"].as_array_mut() {
+        for k in keys {
+            if let Some(o) = k.as_object_mut() {
+                o.remove("kid");
+            }
+        }
+    }
+    let dirs = Directories::from_json(
+        format!(r#"{{"agents":[{{"agent":"{agent}","upstream":"signature-agent.test:443","label":"demo"}}]}}"#)
+            .as_bytes(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let a = &dirs.agents[0];
+    let mut policy = case.policy();
+    policy.allow_test_keys = true;
+    let kong_answer = vec![
+        (":status".to_string(), b"200".to_vec()),
+        ("Content-Type".to_string(), b"application/http-message-signatures-directory+json".to_vec()),
+        ("Cache-Control".to_string(), b"max-age=600".to_vec()),
+    ];
+    let got = answer(kong_answer, Some(jwks.to_string().into_bytes()), 20, 2000);
+    let rec = record(None, &dirs, a, true, got.fetched(), case.now);
+    assert!(rec.result.is_ok(), "{:?}", rec.result);
+    assert_eq!(rec.entry.fresh_until, case.now + 600, "Cache-Control read whatever its case");
+    let mut entries = Entries::new();
+    entries.insert(a.agent.as_str().to_string(), rec.entry.clone());
+    let req = build(kong_shaped(&case), Some(&case.request.scheme), AuthoritySource::Auto);
+    let pinned = botauth_core::Keyring::new();
+    match verify_with_directories(&req, &pinned, &dirs, &entries, &policy, case.now) {
+        Step::Done { verdict, .. } => assert!(verdict.is_verified(), "{verdict:?}"),
+        Step::Fetch(f) => panic!("asked to fetch {:?}", f.reason),
+    }
+    // A dispatch that failed (no headers at all) leaves a cold agent without keys.
+    let failed = record(None, &dirs, a, true, answer(Vec::new(), None, 20, 2000).fetched(), case.now);
+    let mut entries = Entries::new();
+    entries.insert(a.agent.as_str().to_string(), failed.entry);
+    match verify_with_directories(&req, &pinned, &dirs, &entries, &policy, case.now) {
+        Step::Done { verdict, .. } => {
+            assert_eq!(verdict.reason().map(|r| r.code()), Some("directory_unavailable"), "{verdict:?}")
+        }
+        Step::Fetch(f) => panic!("negatively cached, yet asked to fetch {:?}", f.reason),
+    }
+}
