@@ -9,6 +9,7 @@
 //! closed (503) until it is fixed, while unsigned traffic keeps flowing.
 
 use botauth_core::config::PolicyConfig;
+use botauth_core::directory::Directories;
 use botauth_core::Policy;
 use fastly::ConfigStore;
 
@@ -24,6 +25,9 @@ pub const ORIGIN_BACKEND: &str = "origin";
 /// KV Store remembering nonces until their signature expires (optional: without it there
 /// is no replay protection, and `require_nonce` policies fail closed).
 pub const NONCE_STORE: &str = "botauth_nonces";
+/// KV Store with the last-known-good directory entry of each allow-listed agent (optional:
+/// without it, keys survive only in the POP's cache).
+pub const DIRECTORY_STORE: &str = "botauth_directories";
 /// Edge Rate Limiting rate counter (per verified agent and keyid).
 pub const RATE_COUNTER: &str = "botauth_agents";
 /// Edge Rate Limiting penalty box.
@@ -55,6 +59,10 @@ pub mod item {
     pub const TESTING_NOW: &str = "testing_now";
     /// Per-agent rate limit, JSON `{"limit":50,"window":10,"penalty":300}`; absent = none.
     pub const RATE_LIMIT: &str = "rate_limit";
+    /// Live key directories: JSON of `botauth_core::directory::DirectoriesConfig` (the
+    /// allow-list, every agent with the `backend` that reaches its directory, and bounds);
+    /// absent = pinned keys only.
+    pub const DIRECTORIES: &str = "directories";
 }
 
 /// The JWKS item key of a Signature-Agent URI.
@@ -110,6 +118,8 @@ pub struct Verification {
     pub testing_now: Option<u64>,
     /// Per-agent rate limit.
     pub rate_limit: Option<crate::rate::RateLimit>,
+    /// Allow-listed key directories, if configured.
+    pub directories: Option<Directories>,
 }
 
 /// The settings store, or nothing (all defaults) when it is not linked to the service.
@@ -180,6 +190,7 @@ impl Settings {
         let max_body = self.read(&mut errors, item::MAX_BODY, parse_u64);
         let testing_now = self.read(&mut errors, item::TESTING_NOW, parse_u64);
         let rate_limit = self.read(&mut errors, item::RATE_LIMIT, crate::rate::parse);
+        let directories = self.read(&mut errors, item::DIRECTORIES, parse_directories);
         if !errors.is_empty() {
             return Err(errors.join("; "));
         }
@@ -189,6 +200,7 @@ impl Settings {
             max_body: max_body.and_then(|v| usize::try_from(v).ok()).unwrap_or(65_536),
             testing_now,
             rate_limit,
+            directories,
         })
     }
 
@@ -238,6 +250,20 @@ pub fn parse_policy(v: &str) -> Result<Policy, String> {
     PolicyConfig::from_json(v.as_bytes()).and_then(|c| c.to_policy()).map_err(|e| e.to_string())
 }
 
+/// The `directories` item, validated by core (shared with the proxy-wasm filter); every
+/// agent must name a backend of this service.
+pub fn parse_directories(v: &str) -> Result<Directories, String> {
+    let directories = Directories::from_json(v.as_bytes()).map_err(|e| e.to_string())?;
+    directories.require_upstreams().map_err(|e| e.to_string())?;
+    for (i, agent) in directories.agents.iter().enumerate() {
+        let name = agent.upstream.as_deref().unwrap_or_default();
+        if !fastly::Backend::from_name(name).is_ok_and(|b| b.exists()) {
+            return Err(format!("directories.agents[{i}].backend `{name}` is not a backend of this service"));
+        }
+    }
+    Ok(directories)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,5 +295,20 @@ mod tests {
         assert!(parse_policy(r#"{"mode":"bogus"}"#).is_err());
         assert!(parse_policy(r#"{"clock_skw":30}"#).is_err(), "typos are errors");
         assert!(parse_policy("not json").is_err());
+    }
+
+    #[test]
+    fn directories_need_an_existing_backend_per_agent() {
+        // Runs under Viceroy with the repository's fastly.toml (backends `origin`, `demo_directory`).
+        let d = parse_directories(r#"{"agents":[{"agent":"https://agent.test","backend":"origin"}],"max_ttl":3600}"#)
+            .unwrap();
+        assert_eq!(d.agents[0].upstream.as_deref(), Some("origin"));
+        assert_eq!(d.settings.bounds.max_ttl, 3600);
+        let e = parse_directories(r#"{"agents":[{"agent":"https://agent.test"}]}"#).unwrap_err();
+        assert!(e.contains("needs an upstream (backend)"), "{e}");
+        let e = parse_directories(r#"{"agents":[{"agent":"https://agent.test","backend":"nope"}]}"#).unwrap_err();
+        assert!(e.contains("`nope` is not a backend"), "{e}");
+        assert!(parse_directories(r#"{"agents":[{"agent":"http://agent.test","backend":"origin"}]}"#).is_err());
+        assert!(parse_directories("[]").is_err());
     }
 }

@@ -13,11 +13,16 @@ use crate::config::LOG_ENDPOINT;
 pub fn verdict(verdict: &Verdict, verify_us: u64, role: &str, rate_limited: bool) {
     let pop = std::env::var("FASTLY_POP").unwrap_or_default();
     let limited = if rate_limited { "true" } else { "false" };
-    let line = botauth_core::outcome::log_event(
+    let event = botauth_core::outcome::log_event(
         verdict,
         verify_us,
         &[("pop", &pop), ("role", role), ("rate_limited", limited)],
     );
+    line(&event);
+}
+
+/// One line (JSON) to the `botauth` endpoint, or to stderr when it is not configured.
+pub fn line(line: &str) {
     match Endpoint::try_from_name(LOG_ENDPOINT) {
         Ok(mut endpoint) => {
             if writeln!(endpoint, "{line}").is_err() {

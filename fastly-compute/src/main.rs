@@ -9,6 +9,9 @@
 //!    Monitor: forward and record. One JSON log line per signed request.
 //! 4. Forward through the shield when one is configured (the shield verifies again), with
 //!    the cache class of the path and a cache key that includes the verdict.
+//! 5. With a `directories` allow-list, agents' keys come from their live key directories
+//!    too (`directory.rs`): cold and unknown-keyid fetches happen inline, a stale directory
+//!    is refreshed after the response has gone to the client.
 #![cfg_attr(target_arch = "wasm32", forbid(unsafe_code))]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
@@ -16,6 +19,8 @@
 mod cache;
 #[cfg(target_arch = "wasm32")]
 mod config;
+#[cfg(target_arch = "wasm32")]
+mod directory;
 #[cfg(target_arch = "wasm32")]
 mod keys;
 #[cfg(target_arch = "wasm32")]
@@ -33,50 +38,72 @@ mod shield;
 
 #[cfg(target_arch = "wasm32")]
 use {
-    botauth_core::{outcome, Mode, Verdict},
-    config::{Settings, CACHE_DEBUG_HEADER, ORIGIN_BACKEND, VERDICT_HEADER},
+    botauth_core::{directory::Directories, outcome, Keyring, Mode, Policy, Reason, Rejected, Verdict},
+    config::{Common, Settings, Verification, CACHE_DEBUG_HEADER, ORIGIN_BACKEND, VERDICT_HEADER},
     fastly::{Request, Response},
     shield::Role,
     std::io::Read as _,
+    std::time::Instant,
 };
 
+/// An explicit main (not `#[fastly::main]`) so that work can follow the response: the
+/// client gets its answer first, then a stale key directory is refreshed.
 #[cfg(target_arch = "wasm32")]
-#[fastly::main]
-fn main(mut req: Request) -> Result<Response, fastly::Error> {
+fn main() -> Result<(), fastly::Error> {
+    let mut req = Request::from_client();
     if cfg!(feature = "bench-passthrough") {
         // The benchmark's baseline build (`cargo xtask bench`): a no-op passthrough.
-        return Ok(req.send(ORIGIN_BACKEND)?);
+        req.send(ORIGIN_BACKEND)?.send_to_client();
+        return Ok(());
     }
     // Guard: no client may claim a verdict, signed or not, whatever happens next.
     req.remove_header(VERDICT_HEADER);
     let settings = Settings::open();
     let common = settings.common();
     let role = shield::role(common.shield_site.as_deref());
+    // Only signed requests read the verification settings (and are parsed at all).
+    let verification = request::is_signed(&req).then(|| settings.verification());
+    let mut refresh = None;
+    let resp = handle(req, &common, &role, verification.as_ref(), &mut refresh);
+    resp.send_to_client();
+    if let Some(refresh) = refresh {
+        refresh.run();
+    }
+    Ok(())
+}
 
-    // Extract and call: only signed requests are parsed at all.
-    let checked = if request::is_signed(&req) {
-        match check(&mut req, &settings, &role) {
+/// Verify (signed requests), then forward or answer. `refresh` receives a due directory
+/// refresh, run once the response has gone out.
+#[cfg(target_arch = "wasm32")]
+fn handle<'v>(
+    mut req: Request,
+    common: &Common,
+    role: &Role,
+    verification: Option<&'v Result<Verification, String>>,
+    refresh: &mut Option<directory::Refresh<'v>>,
+) -> Response {
+    let checked = match verification {
+        Some(v) => match check(&mut req, v, role, refresh) {
             Ok(checked) => Some(checked),
             Err(mut resp) => {
                 if common.debug {
                     resp.append_header("server-timing", response::server_timing(None, "rejected"));
                 }
-                return Ok(*resp);
+                return *resp;
             }
-        }
-    } else {
-        None
+        },
+        None => None,
     };
 
     // Map: forward, with the verdict for the origin (when this hop talks to it) and the
     // cache policy of the path, keyed by verdict.
     let verdict_value = checked.as_ref().and_then(|c| c.header.clone());
-    if let (Some(v), Role::Direct | Role::Shield) = (verdict_value.as_deref(), &role) {
+    if let (Some(v), Role::Direct | Role::Shield) = (verdict_value.as_deref(), role) {
         req.set_header(VERDICT_HEADER, v);
     }
     let decision = cache::decide(req.get_method(), req.get_path(), common.cache_classes.as_deref());
     cache::apply(&mut req, &decision, verdict_value.as_deref());
-    let sent = match &role {
+    let sent = match role {
         Role::Edge(shield) => req.send(shield),
         Role::Direct | Role::Shield => req.send(ORIGIN_BACKEND),
     };
@@ -92,7 +119,7 @@ fn main(mut req: Request) -> Result<Response, fastly::Error> {
         resp.append_header("server-timing", response::server_timing(us, kind));
         resp.append_header(CACHE_DEBUG_HEADER, cache::describe(&decision, verdict_value.is_some()));
     }
-    Ok(resp)
+    resp
 }
 
 /// A signed request that may go on.
@@ -109,8 +136,13 @@ struct Checked {
 /// Verify a signed request; `Err` is the response that ends it (enforce mode rejection, or
 /// fail-closed on a configuration error).
 #[cfg(target_arch = "wasm32")]
-fn check(req: &mut Request, settings: &Settings, role: &Role) -> Result<Checked, Box<Response>> {
-    let v = settings.verification().map_err(|e| {
+fn check<'v>(
+    req: &mut Request,
+    v: &'v Result<Verification, String>,
+    role: &Role,
+    refresh: &mut Option<directory::Refresh<'v>>,
+) -> Result<Checked, Box<Response>> {
+    let v = v.as_ref().map_err(|e| {
         log::config_problem(&format!("{e}; signed requests fail closed (503)"));
         Box::new(response::unavailable())
     })?;
@@ -128,14 +160,19 @@ fn check(req: &mut Request, settings: &Settings, role: &Role) -> Result<Checked,
         }
     };
     let body = buffered_body(req, v.max_body);
-    let started = std::time::Instant::now();
-    let mut verdict = botauth_core::verify(
-        &request::EdgeRequest::new(req, &v.scheme, body.as_ref().and_then(|b| b.complete.then_some(&b.bytes[..]))),
-        &keys,
-        &v.policy,
-        now,
-    );
-    let verify_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let (mut verdict, verify_us) = {
+        let edge =
+            request::EdgeRequest::new(req, &v.scheme, body.as_ref().and_then(|b| b.complete.then_some(&b.bytes[..])));
+        match &v.directories {
+            // Without an allow-list: the pinned keys only, exactly core's `verify`.
+            None => {
+                let started = Instant::now();
+                let verdict = botauth_core::verify(&edge, &keys, &v.policy, now);
+                (verdict, elapsed_us(started))
+            }
+            Some(dirs) => with_directories(&edge, &keys, dirs, &v.policy, now, refresh),
+        }
+    };
     if let Some(b) = body {
         b.restore(req);
     }
@@ -157,6 +194,46 @@ fn check(req: &mut Request, settings: &Settings, role: &Role) -> Result<Checked,
             Ok(Checked { header: outcome::verdict_header(&verdict), verify_us, kind: outcome::verdict_kind(&verdict) })
         }
     }
+}
+
+/// Core's directory loop: verify with the pinned keys plus the named agents' directory
+/// keys; when core asks for a fetch (cold agent, unknown keyid), fetch inline, record, and
+/// verify again; a due refresh of a stale directory is handed back for after the response.
+/// Returns the verdict and the time spent in core (fetches excluded), µs.
+#[cfg(target_arch = "wasm32")]
+fn with_directories<'v>(
+    req: &request::EdgeRequest<'_>,
+    pinned: &Keyring,
+    dirs: &'v Directories,
+    policy: &Policy,
+    now: u64,
+    refresh: &mut Option<directory::Refresh<'v>>,
+) -> (Verdict, u64) {
+    use botauth_core::directory::{claimed_agents, verify_with_directories, Step};
+    let claimed = claimed_agents(req, dirs, policy);
+    let mut store = directory::Store::load(dirs, policy.allow_test_keys, &claimed);
+    let mut verify_us = 0u64;
+    // Core asks at most one fetch per named agent per request; the bound only guards the loop.
+    for _ in 0..=claimed.len() {
+        let started = Instant::now();
+        let step = verify_with_directories(req, pinned, dirs, store.entries(), policy, now);
+        verify_us = verify_us.saturating_add(elapsed_us(started));
+        match step {
+            Step::Fetch(fetch) => store.fetch(&fetch, now),
+            Step::Done { verdict, refresh: due } => {
+                *refresh = store.finish(due, now);
+                return (verdict, verify_us);
+            }
+        }
+    }
+    log::warning("core asked for more directory fetches than the request names agents; failing closed");
+    let _ = store.finish(None, now);
+    (Verdict::Rejected(Rejected::new(Reason::DirectoryUnavailable)), verify_us)
+}
+
+#[cfg(target_arch = "wasm32")]
+fn elapsed_us(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
 /// The replay check where origin-bound requests meet. Without the nonce store there is no
