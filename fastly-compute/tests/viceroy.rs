@@ -153,7 +153,7 @@ fn enforce_mode_answers_problem_json_and_never_forwards() {
 #[test]
 fn monitor_mode_forwards_rejections_and_records_them() {
     let origin = origin();
-    let setup = Setup::standard().with_setting("policy", r#"{"mode":"monitor"}"#);
+    let setup = Setup::standard().with_setting("policy", r#"{"mode":"monitor","allow_test_keys":true}"#);
     let mut svc = Service::start(&setup, origin.port());
     origin.clear(); // Viceroy probes each backend once at startup
     let mut sent = signed_headers(&Sig::default());
@@ -264,20 +264,34 @@ fn store_misconfiguration_fails_closed_for_signed_requests_only() {
     let setup = Setup::standard().with_setting("rate_limit", r#"{"limit":5,"window":7,"penalty":60}"#);
     expect_503(&Service::start(&setup, origin.port()), "invalid rate_limit", "botauth_settings.rate_limit");
 
+    // An invalid key-directory allow-list: an agent whose backend the service lacks.
+    let setup = Setup::standard()
+        .with_setting("directories", r#"{"agents":[{"agent":"https://agent.test","backend":"no_such_backend"}]}"#);
+    expect_503(&Service::start(&setup, origin.port()), "invalid directories", "botauth_settings.directories");
+
     // An invalid testing clock.
     let setup = Setup::standard().with_setting("testing_now", "yesterday");
     expect_503(&Service::start(&setup, origin.port()), "invalid testing_now", "testing_now");
 
-    // No settings store: defaults (enforce, real clock), so a fresh signature verifies.
-    let setup = Setup { settings: None, ..Setup::standard() };
+    // No settings store: defaults (enforce, real clock, published test keys refused), so a
+    // fresh signature by a key of our own verifies and the RFC 9421 test key does not.
+    let own = TestKey::from_byte(7);
+    let setup =
+        Setup { settings: None, jwks: Some(vec![(jwks_item_key(AGENT), jwks_of(&[&own]))]), ..Setup::standard() };
     let svc = Service::start(&setup, origin.port());
     origin.clear(); // Viceroy probes each backend once at startup
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let resp =
-        svc.send("GET", "/", &signed_headers(&Sig { created: now - 5, expires: now + 60, ..Sig::default() }), None);
+    let now = unix_now();
+    let fresh = Sig { created: now - 5, expires: now + 60, ..Sig::default() };
+    let resp = svc.send("GET", "/", &signed_headers_with(&own, &fresh), None);
     assert_eq!(resp.status, 200, "{}", resp.text());
-    let resp = svc.send("GET", "/", &signed_headers(&Sig::default()), None);
+    let resp = svc.send("GET", "/", &signed_headers_with(&own, &Sig::default()), None);
     assert_eq!(resp.status, 403, "the old fixed-time signature is expired on the real clock");
+    let setup = Setup { settings: None, jwks: Some(vec![(jwks_item_key(AGENT), test_jwks())]), ..Setup::standard() };
+    let svc_test_key = Service::start(&setup, origin.port());
+    let resp = svc_test_key.send("GET", "/", &signed_headers(&fresh), None);
+    assert_eq!(resp.status, 403, "{}", resp.text());
+    assert_eq!(problem(&resp)["type"], "urn:botauth:problem:test_key_rejected", "production refuses the RFC 9421 key");
+    drop(svc_test_key);
     let (_, stderr) = svc.output();
     assert!(stderr.contains("botauth_settings` cannot be opened"), "{stderr}");
 
@@ -290,7 +304,8 @@ fn store_misconfiguration_fails_closed_for_signed_requests_only() {
     assert!(svc.output().1.contains("cache_classes"));
 
     // A policy that requires nonces without the nonce store fails closed.
-    let setup = Setup { nonces: false, ..Setup::standard() }.with_setting("policy", r#"{"require_nonce":true}"#);
+    let setup = Setup { nonces: false, ..Setup::standard() }
+        .with_setting("policy", r#"{"require_nonce":true,"allow_test_keys":true}"#);
     let svc = Service::start(&setup, origin.port());
     origin.clear(); // Viceroy probes each backend once at startup
     let resp = svc.send("GET", "/", &signed_headers(&Sig { nonce: Some("n-1"), ..Sig::default() }), None);

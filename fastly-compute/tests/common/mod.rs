@@ -46,14 +46,17 @@ pub fn jwks_item_key(agent: &str) -> String {
 }
 
 /// The release build of the service, built once per test process (or taken from
-/// `BOTAUTH_FASTLY_WASM`, which `cargo xtask test` sets after building it).
+/// `BOTAUTH_FASTLY_WASM`, which `cargo xtask test` sets after building it; a relative path
+/// is taken from the workspace root).
 pub fn wasm() -> &'static Path {
     static WASM: OnceLock<PathBuf> = OnceLock::new();
     WASM.get_or_init(|| {
-        if let Some(p) = std::env::var_os("BOTAUTH_FASTLY_WASM") {
-            return PathBuf::from(p);
-        }
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
+        if let Some(p) = std::env::var_os("BOTAUTH_FASTLY_WASM") {
+            // Relative to the workspace root (where `cargo test` is typed), not to this crate.
+            let p = PathBuf::from(p);
+            return if p.is_absolute() { p } else { root.join(p) };
+        }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .current_dir(&root)
@@ -97,20 +100,28 @@ pub struct Setup {
     pub nonces: bool,
     /// Shielding sites.
     pub shield: Option<ShieldSites>,
+    /// Extra backends (name, URL), e.g. key directories on 127.0.0.1.
+    pub backends: Vec<(String, String)>,
+    /// The directory KV store `botauth_directories` with these items (key, value);
+    /// `None` leaves it out of the manifest.
+    pub directory_kv: Option<Vec<(String, String)>>,
 }
 
 impl Setup {
-    /// The test key for [`AGENT`], debug on, enforce mode, clock at [`NOW`].
+    /// The test key for [`AGENT`], debug on, enforce mode (test keys allowed: the RFC
+    /// 9421 key is published), clock at [`NOW`].
     pub fn standard() -> Self {
         Self {
             settings: Some(vec![
-                ("policy".into(), r#"{"mode":"enforce"}"#.into()),
+                ("policy".into(), r#"{"mode":"enforce","allow_test_keys":true}"#.into()),
                 ("debug".into(), "true".into()),
                 ("testing_now".into(), NOW.to_string()),
             ]),
             jwks: Some(vec![(jwks_item_key(AGENT), test_jwks())]),
             nonces: true,
             shield: None,
+            backends: Vec::new(),
+            directory_kv: None,
         }
     }
 
@@ -134,8 +145,19 @@ impl Setup {
         let mut m =
             String::from("manifest_version = 3\nname = \"botauth-test\"\nlanguage = \"rust\"\n\n[local_server]\n");
         m.push_str(&format!("[local_server.backends.origin]\nurl = \"http://127.0.0.1:{origin_port}/\"\n"));
+        for (name, url) in &self.backends {
+            m.push_str(&format!("[local_server.backends.{}]\nurl = {}\n", toml_str(name), toml_str(url)));
+        }
+        if self.nonces || self.directory_kv.is_some() {
+            m.push_str("[local_server.kv_stores]\n");
+        }
         if self.nonces {
-            m.push_str("[local_server.kv_stores]\nbotauth_nonces = []\n");
+            m.push_str("botauth_nonces = []\n");
+        }
+        if let Some(items) = &self.directory_kv {
+            let items: Vec<String> =
+                items.iter().map(|(k, v)| format!("{{ key = {}, data = {} }}", toml_str(k), toml_str(v))).collect();
+            m.push_str(&format!("botauth_directories = [{}]\n", items.join(", ")));
         }
         for (name, items) in [("botauth_settings", &self.settings), ("botauth_jwks", &self.jwks)] {
             if let Some(items) = items {
@@ -293,9 +315,58 @@ impl Default for Sig<'_> {
     }
 }
 
+/// An Ed25519 key of the tests' own, from a fixed seed (not a published test key, so
+/// verifiers that reject test keys accept it).
+#[derive(Clone, Debug)]
+pub struct TestKey {
+    pub seed: [u8; 32],
+    /// JWK `x`.
+    pub x: String,
+    /// RFC 7638 thumbprint (the keyid).
+    pub keyid: String,
+}
+
+impl TestKey {
+    /// The key whose seed is 32 times `byte` (non-zero).
+    pub fn from_byte(byte: u8) -> Self {
+        use base64::Engine as _;
+        assert_ne!(byte, 0, "an all-zero seed is refused by core");
+        let seed = [byte; 32];
+        let public = botauth_core::sign::public_key(&seed).expect("public key");
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(public);
+        let keyid = botauth_core::keys::thumbprint_okp("Ed25519", &x);
+        Self { seed, x, keyid }
+    }
+
+    /// The published RFC 9421 test key.
+    pub fn rfc9421() -> Self {
+        Self { seed: seed(), x: TEST_X.into(), keyid: TEST_KEYID.into() }
+    }
+
+    /// The public JWK (with `kid` = thumbprint).
+    pub fn jwk(&self) -> serde_json::Value {
+        serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": self.x, "kid": self.keyid})
+    }
+}
+
+/// A JWK Set of `keys`.
+pub fn jwks_of(keys: &[&TestKey]) -> String {
+    serde_json::json!({"keys": keys.iter().map(|k| k.jwk()).collect::<Vec<_>>()}).to_string()
+}
+
+/// The current unix time, seconds.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}
+
 /// Host, Signature-Agent, Signature-Input and Signature for a Web Bot Auth request signed
 /// with the test key, covering `@authority` and `signature-agent`.
 pub fn signed_headers(s: &Sig<'_>) -> Vec<(String, String)> {
+    signed_headers_with(&TestKey::rfc9421(), s)
+}
+
+/// [`signed_headers`] with another key.
+pub fn signed_headers_with(key: &TestKey, s: &Sig<'_>) -> Vec<(String, String)> {
     let agent_field = format!("\"{}\"", s.agent);
     let req = HttpRequest::new(s.method, "https", s.authority, s.target)
         .with_header("Signature-Agent", agent_field.as_bytes());
@@ -303,13 +374,13 @@ pub fn signed_headers(s: &Sig<'_>) -> Vec<(String, String)> {
         label: "sig1".into(),
         components: vec!["\"@authority\"".into(), "\"signature-agent\"".into()],
         created: Some(s.created),
-        keyid: Some(TEST_KEYID.into()),
+        keyid: Some(key.keyid.clone()),
         alg: Some("ed25519".into()),
         expires: Some(s.expires),
         nonce: s.nonce.map(String::from),
         tag: Some("web-bot-auth".into()),
     };
-    let signed = sign(&Message::request(&req), &seed(), &params).expect("sign");
+    let signed = sign(&Message::request(&req), &key.seed, &params).expect("sign");
     vec![
         ("Host".into(), s.authority.into()),
         ("Signature-Agent".into(), agent_field),
