@@ -3,8 +3,9 @@
 //! - `test`: build the release .wasm (size reported), run the crate's unit tests inside
 //!   Viceroy with `cargo nextest` as the runner, then the host integration tests that drive
 //!   Viceroy over HTTP (the fixture suite end to end, shield hop, stores, cache classes).
-//! - `serve`: the README's run command: the service on 127.0.0.1:7676 with the demo keys and
-//!   a demo origin on 127.0.0.1:7677. Ctrl-C stops everything.
+//! - `serve`: the README's run command: the service on 127.0.0.1:7676 with the demo keys, a
+//!   demo origin on 127.0.0.1:7677 and the demo agent's key directory on 127.0.0.1:7678.
+//!   Ctrl-C stops everything.
 //! - `bench`: wrk against Viceroy (passthrough build, unsigned, signed), for `cargo xtask
 //!   bench`; alone: `cargo xtask serve --bench`.
 
@@ -19,6 +20,10 @@ const VICEROY_VERSION: &str = "0.22.0";
 const SERVE_ADDR: &str = "127.0.0.1:7676";
 /// The demo origin's port (the `origin` backend in `fastly.toml`).
 const ORIGIN_PORT: &str = "7677";
+/// The demo key directory's port (the `demo_directory` backend in `fastly.toml`).
+const DIRECTORY_PORT: &str = "7678";
+/// The demo agent, whose only key is in its directory (the `directories` setting in `fastly.toml`).
+const DEMO_AGENT: &str = "https://demo-agent.test";
 /// Size goal for the release .wasm.
 const WASM_GOAL_BYTES: u64 = 1024 * 1024;
 
@@ -42,7 +47,7 @@ pub fn test() -> Result<(), String> {
         "--no-fail-fast",
     ]))?;
 
-    banner("fastly: integration tests against Viceroy (fixtures, shield hop, stores, cache classes)");
+    banner("fastly: integration tests against Viceroy (fixtures, shield hop, stores, cache classes, key directories)");
     run(cargo().env("BOTAUTH_FASTLY_WASM", &wasm).env("VICEROY", &viceroy).args([
         "test",
         "-p",
@@ -51,13 +56,15 @@ pub fn test() -> Result<(), String> {
         "viceroy",
         "--test",
         "conformance",
+        "--test",
+        "directories",
         "--",
         "--test-threads",
         "2",
     ]))
 }
 
-/// `cargo xtask serve`: service + demo origin until Ctrl-C. `cargo xtask serve --bench`
+/// `cargo xtask serve`: service + demo origin + demo key directory until Ctrl-C. `cargo xtask serve --bench`
 /// runs only the edge load bench ([`bench`]) and prints its Markdown.
 pub fn serve(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
@@ -70,7 +77,16 @@ pub fn serve(args: &[String]) -> Result<(), String> {
     }
     let viceroy = viceroy()?;
     let wasm = build_release()?;
-    run(cargo().args(["build", "-q", "-p", "botauth-fastly", "--example", "demo-origin"]))?;
+    run(cargo().args([
+        "build",
+        "-q",
+        "-p",
+        "botauth-fastly",
+        "--example",
+        "demo-origin",
+        "--example",
+        "demo-directory",
+    ]))?;
     run(cargo().args(["build", "-q", "-p", "botauth-cli", "--bin", "botauth"]))?;
     let bin_dir = target_dir().join("debug");
 
@@ -82,6 +98,14 @@ pub fn serve(args: &[String]) -> Result<(), String> {
             .spawn()
             .map_err(|e| format!("cannot start the demo origin: {e}"))?,
     );
+    // Up before Viceroy, which checks its backends at startup.
+    let mut directory = Guard(
+        Command::new(bin_dir.join("examples/demo-directory"))
+            .arg(DIRECTORY_PORT)
+            .spawn()
+            .map_err(|e| format!("cannot start the demo key directory: {e}"))?,
+    );
+    wait_port(DIRECTORY_PORT.parse().map_err(|e| format!("{e}"))?)?;
     let mut service = Guard(
         Command::new(&viceroy)
             .args(["serve", "-C"])
@@ -94,9 +118,14 @@ pub fn serve(args: &[String]) -> Result<(), String> {
     );
     let botauth = bin_dir.join("botauth");
     println!(
-        "\nbotauth edge service: http://{SERVE_ADDR} (Viceroy), origin: http://127.0.0.1:{ORIGIN_PORT} (demo echo)\n\
-         Trusted for local use only: the published RFC 9421 test key, agent https://signature-agent.test.\n\n\
-         Send a signed request (paste into another terminal, from {root}):\n\n  \
+        "\nbotauth edge service: http://{SERVE_ADDR} (Viceroy), origin: http://127.0.0.1:{ORIGIN_PORT} (demo echo),\n\
+         key directory of {DEMO_AGENT}: http://127.0.0.1:{DIRECTORY_PORT}/.well-known/http-message-signatures-directory\n\
+         Trusted for local use only: the published RFC 9421 test key (pinned in botauth_jwks) for agent\n\
+         https://signature-agent.test, and the TEST ONLY demo agent key, which is only in its directory.\n\n\
+         Send a request signed with the directory key (paste into another terminal, from {root}): the\n\
+         service fetches {DEMO_AGENT}'s directory on first use, and the origin sees a verified verdict:\n\n  \
+         {botauth} sign --key fastly-compute/demo/demo-agent-TEST-ONLY.jwk --request fastly-compute/demo/request.http --agent {DEMO_AGENT} --curl --url-base http://{SERVE_ADDR} | sh\n\n\
+         Signed with the pinned RFC 9421 test key:\n\n  \
          {botauth} sign --key fastly-compute/demo/rfc9421-test-key.jwk --request fastly-compute/demo/request.http --agent https://signature-agent.test --curl --url-base http://{SERVE_ADDR} | sh\n\n\
          Unsigned:   curl -i http://{SERVE_ADDR}/blog/hello\n\
          Tampered:   curl -i -H 'Signature-Input: sig1=(\"@authority\");keyid=\"x\";tag=\"web-bot-auth\"' -H 'Signature: sig1=:AAAA:' http://{SERVE_ADDR}/\n\n\
@@ -106,6 +135,7 @@ pub fn serve(args: &[String]) -> Result<(), String> {
     );
     let status = service.0.wait().map_err(|e| format!("viceroy: {e}"))?;
     origin.stop();
+    directory.stop();
     if status.success() {
         Ok(())
     } else {
@@ -360,7 +390,8 @@ pub fn bench() -> Result<String, String> {
     Ok(md)
 }
 
-/// The bench's Viceroy manifest: demo keys, enforce mode, a fixed clock, no debug headers.
+/// The bench's Viceroy manifest: demo keys (the RFC 9421 test key, so test keys are
+/// allowed), enforce mode, a fixed clock, no debug headers.
 fn bench_manifest(origin_port: u16, now: u64) -> String {
     let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"JrQLj5P_89iXES9-vFgrIy29clF9CC_oPPsw3c5D0bs"}]}"#;
     format!(
@@ -369,7 +400,7 @@ fn bench_manifest(origin_port: u16, now: u64) -> String {
          [local_server.config_stores.botauth_jwks]\nformat = \"inline-toml\"\n\
          [local_server.config_stores.botauth_jwks.contents]\n\"https_3A_2F_2Fsignature-agent.test\" = '{jwks}'\n\
          [local_server.config_stores.botauth_settings]\nformat = \"inline-toml\"\n\
-         [local_server.config_stores.botauth_settings.contents]\npolicy = '{{\"mode\":\"enforce\"}}'\ntesting_now = \"{now}\"\n"
+         [local_server.config_stores.botauth_settings.contents]\npolicy = '{{\"mode\":\"enforce\",\"allow_test_keys\":true}}'\ntesting_now = \"{now}\"\n"
     )
 }
 
