@@ -438,6 +438,65 @@ fn monitor_mode_forwards_and_records() {
     assert!(log.contains(r#""mode":"monitor""#), "{log}");
 }
 
+/// The per-request log line and the counters are configurable: sampled (one line per
+/// `log.sample` signed requests, rejections always), off, and counters without the
+/// per-agent ones, or none at all.
+#[test]
+fn log_line_and_counters_are_configurable() {
+    let case = verified_case();
+    let base = plugin_config(&case, "enforce", None).unwrap_or_else(|e| panic!("{e}"));
+    let origin = Origin::start().unwrap_or_else(|e| panic!("origin: {e}"));
+    let free = ports(4);
+    let (admin, sampled, quiet, bare) = match free[..] {
+        [a, s, q, b] => (a, s, q, b),
+        _ => unreachable!(),
+    };
+    let with = |prefix: &str, extra: Value| {
+        let mut c = base.clone();
+        c["stat_prefix"] = prefix.into();
+        if let (Some(o), Value::Object(x)) = (c.as_object_mut(), extra) {
+            o.extend(x);
+        }
+        c
+    };
+    let listeners = [
+        Listener::new(sampled, with("sampled", json!({ "log": { "sample": 3 }, "metrics": { "agents": false } }))),
+        Listener::new(quiet, with("quiet", json!({ "log": { "enabled": false } }))),
+        Listener::new(
+            bare,
+            with(
+                "bare",
+                json!({ "log": { "sample": 1000, "always_rejected": false }, "metrics": { "enabled": false } }),
+            ),
+        ),
+    ];
+    let envoy = Envoy::start(&render_main(admin, origin.port(), &listeners), admin, &[sampled, quiet, bare]);
+    let lines = |envoy: &Envoy| {
+        envoy.log().lines().filter(|l| l.contains("botauth: {") && l.contains("\"verify_us\":")).count()
+    };
+    // sampled: six verified requests log the 1st and the 4th; both rejections are logged.
+    for _ in 0..6 {
+        assert_eq!(send(sampled, &case, &[]).status, 200);
+    }
+    for _ in 0..2 {
+        assert_eq!(send(sampled, &tampered(&case), &[]).status, 403);
+    }
+    assert_eq!(lines(&envoy), 4, "{}", envoy.log());
+    let c = envoy.counters("sampled");
+    assert_eq!((c.get("sampled.verdict.verified"), c.get("sampled.verdict.rejected")), (Some(&6), Some(&2)), "{c:?}");
+    assert!(c.keys().all(|k| !k.starts_with("sampled.agent.")), "no per-agent counters: {c:?}");
+    // quiet: no line at all, counters as usual.
+    assert_eq!(send(quiet, &case, &[]).status, 200);
+    assert_eq!(send(quiet, &tampered(&case), &[]).status, 403);
+    assert_eq!(lines(&envoy), 4, "{}", envoy.log());
+    assert_eq!(envoy.counters("quiet").get("quiet.verdict.rejected"), Some(&1));
+    // bare: one line for the first request only, no counters.
+    assert_eq!(send(bare, &case, &[]).status, 200);
+    assert_eq!(send(bare, &tampered(&case), &[]).status, 403);
+    assert_eq!(lines(&envoy), 5, "{}", envoy.log());
+    assert!(envoy.counters("bare").is_empty(), "{:?}", envoy.counters("bare"));
+}
+
 /// A replayed nonce is answered 429 with Retry-After (shared-data replay cache).
 #[test]
 fn replay_is_429_with_retry_after() {
