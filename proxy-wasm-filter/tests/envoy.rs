@@ -352,7 +352,7 @@ fn shipped_chain_strips_forgeries_and_runs_the_filter_only_when_signed() {
 /// included): `envoy --mode validate`.
 #[test]
 fn examples_validate_in_envoy() {
-    for name in ["envoy.yaml", "local-ratelimit.yaml"] {
+    for name in ["envoy.yaml", "local-ratelimit.yaml", "global-ratelimit.yaml"] {
         let path = common::root().join("examples/envoy").join(name);
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
         // The example names the .wasm relative to the repository root.

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 const ENVOY: &str = include_str!("../../examples/envoy/envoy.yaml");
 const ENVOY_RATELIMIT: &str = include_str!("../../examples/envoy/local-ratelimit.yaml");
+const ENVOY_GLOBAL: &str = include_str!("../../examples/envoy/global-ratelimit.yaml");
 const KONG_YML: &str = include_str!("../../examples/kong/kong.yml");
 const KONG_CONF: &str = include_str!("../../examples/kong/kong.conf");
 const META: &str = include_str!("../../examples/kong/botauth.meta.json");
@@ -65,13 +66,14 @@ fn envoy_example_configuration_is_valid() {
     );
     // The rate-limit example runs the same filter configuration.
     assert_eq!(block(ENVOY), block(ENVOY_RATELIMIT), "local-ratelimit.yaml carries the same plugin configuration");
+    assert_eq!(block(ENVOY), block(ENVOY_GLOBAL), "global-ratelimit.yaml carries the same plugin configuration");
 }
 
 /// header_mutation, before the filter, removes exactly the headers the filter sends
 /// upstream; and the rate-limit example's descriptors name labels the filter sets.
 #[test]
 fn envoy_chains_strip_the_filters_headers() {
-    for yaml in [ENVOY, ENVOY_RATELIMIT] {
+    for yaml in [ENVOY, ENVOY_RATELIMIT, ENVOY_GLOBAL] {
         let c = envoy_config(yaml);
         let removed: BTreeSet<&str> = yaml.lines().filter_map(|l| l.trim().strip_prefix("- remove: ")).collect();
         let sent: BTreeSet<&str> =
@@ -95,7 +97,9 @@ fn envoy_chains_strip_the_filters_headers() {
         .collect();
     assert!(!described.is_empty() && described.is_subset(&labels), "{described:?} vs labels {labels:?}");
     let header = c.agent_header.unwrap_or_default();
-    assert!(ENVOY_RATELIMIT.contains(&format!("header_name: {header}, descriptor_key: botauth_agent")));
+    for yaml in [ENVOY_RATELIMIT, ENVOY_GLOBAL] {
+        assert!(yaml.contains(&format!("header_name: {header}, descriptor_key: botauth_agent")));
+    }
 }
 
 #[test]

@@ -25,6 +25,8 @@ use serde_json::{json, Value};
 pub const EXAMPLE: &str = include_str!("../../../examples/envoy/envoy.yaml");
 /// The per-agent local rate limit example.
 pub const LOCAL_RATELIMIT: &str = include_str!("../../../examples/envoy/local-ratelimit.yaml");
+/// The per-agent global rate limit example (a rate limit service).
+pub const GLOBAL_RATELIMIT: &str = include_str!("../../../examples/envoy/global-ratelimit.yaml");
 
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
