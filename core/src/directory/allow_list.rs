@@ -317,7 +317,11 @@ mod tests {
         let d = dirs(r#"{"agents":[{"agent":"https://www.agent.test"}]}"#).unwrap();
         assert_eq!(d.agents[0].label, "agent.test");
         let d = dirs(r#"{"agents":[{"agent":"https://agent.test/keys/jwks.json"}]}"#).unwrap();
-        assert_eq!(d.agents[0].directory.as_str(), "https://agent.test/keys/jwks.json", "a JWK Set URL is fetched as is");
+        assert_eq!(
+            d.agents[0].directory.as_str(),
+            "https://agent.test/keys/jwks.json",
+            "a JWK Set URL is fetched as is"
+        );
     }
 
     #[test]
