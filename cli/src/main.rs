@@ -19,6 +19,7 @@ mod input;
 mod keygen;
 mod keys;
 mod message;
+mod report;
 mod sign;
 mod thumbprint;
 mod verify;
@@ -50,6 +51,9 @@ enum Command {
     Explain(verify::Args),
     /// Key directories: fetch and check a live one, check a saved one, or print a signed one.
     Directory(directory::Args),
+    /// Report on the verifiers' logs (Fastly NDJSON, Envoy/Kong lines; gzip ok): verdicts,
+    /// agents, keyids, reasons, what enforce mode would block, diagnoses; --json, --html.
+    Report(Box<report::Args>),
 }
 
 /// What a successful run of a command concluded.
@@ -71,6 +75,7 @@ fn main() -> ExitCode {
         Command::Verify(a) => verify::verify(a),
         Command::Explain(a) => verify::explain(a),
         Command::Directory(a) => directory::run(a),
+        Command::Report(a) => report::run(a),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
