@@ -60,11 +60,15 @@ pub fn run(args: &Args) -> Result<Outcome> {
             return Err(anyhow!("--since must be before --until"));
         }
     }
-    let mut by = args.by.clone();
+    let mut by: Vec<By> = Vec::new();
+    for b in &args.by {
+        if !by.contains(b) {
+            by.push(*b);
+        }
+    }
     if by.is_empty() {
         by = vec![By::Agent, By::Keyid];
     }
-    by.dedup();
     let mut stats = Stats::new(window);
     let inputs = read::read_all(&args.inputs, &mut stats)?;
     let report = Report::build(&stats, inputs, &by);
