@@ -201,14 +201,21 @@ fn opt_str<'a>(map: &'a Map<String, Value>, key: &str) -> Option<Option<&'a str>
     }
 }
 
-/// A non-negative integer, or a string of one (host extras are strings).
+/// A non-negative integer, or a string of one (host extras are strings); a non-negative
+/// fraction (`"time":1796230800.25`, as some log pipelines rewrite it) is cut to its integer.
 fn opt_u64(map: &Map<String, Value>, key: &str) -> Option<Option<u64>> {
     match map.get(key) {
         None | Some(Value::Null) => Some(None),
-        Some(Value::Number(n)) => n.as_u64().map(Some),
+        Some(Value::Number(n)) => n.as_u64().or_else(|| n.as_f64().and_then(whole)).map(Some),
         Some(Value::String(s)) => s.parse().ok().map(Some),
         Some(_) => None,
     }
+}
+
+/// The integer part of a finite, non-negative `f`.
+fn whole(f: f64) -> Option<u64> {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    (f.is_finite() && f >= 0.0 && f < u64::MAX as f64).then(|| f.trunc() as u64)
 }
 
 /// Unix seconds of the timestamp an Envoy (`[2026-12-02 18:00:00.123]`) or nginx/Kong
@@ -294,6 +301,8 @@ mod tests {
         assert_eq!(parse_line(r#"[1,2]"#), Line::Bad(Bad::NoJson));
         assert_eq!(parse_line(r#"{"verdict":"maybe"}"#), Line::Bad(Bad::WrongType));
         assert_eq!(parse_line(r#"{"verdict":"verified","verify_us":"fast"}"#), Line::Bad(Bad::WrongType));
+        assert_eq!(parse_line(r#"{"verdict":"verified","verify_us":-1}"#), Line::Bad(Bad::WrongType));
+        assert_eq!(ev(r#"{"verdict":"verified","time":1796230800.75}"#).time, Some((1_796_230_800, TimeSource::Event)));
         assert_eq!(
             parse_line(r#"[2026-12-02 18:00:00.123][1][info][wasm] botauth: {"event":"directory_fetch","agent":"a"}"#),
             Line::Other("directory_fetch".into())
