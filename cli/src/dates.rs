@@ -1,26 +1,16 @@
 //! Unix seconds as UTC dates (`2025-01-01T00:00:00Z`), for people reading key lifetimes and
-//! cache instants. The proleptic Gregorian calendar, H. Hinnant's `civil_from_days`.
+//! cache instants, formatted by the `time` crate (RFC 3339).
 
-/// `YYYY-MM-DDTHH:MM:SSZ` (RFC 3339, UTC) of unix seconds.
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// `YYYY-MM-DDTHH:MM:SSZ` (RFC 3339, UTC) of unix seconds; `@<unix>` past year 9999.
 pub fn utc(unix: u64) -> String {
-    let days = unix / 86_400;
-    let secs = unix % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
-}
-
-/// (year, month 1-12, day 1-31) of days since 1970-01-01.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
+    i64::try_from(unix)
+        .ok()
+        .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| format!("@{unix}"))
 }
 
 /// `in 300 s` / `300 s ago` / `now`, relative to `now`.
@@ -44,6 +34,8 @@ mod tests {
         assert_eq!(utc(1_786_913_274), "2026-08-16T20:47:54Z");
         assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(utc(4_102_444_799), "2099-12-31T23:59:59Z");
+        assert_eq!(utc(99_999_999_999), "5138-11-16T09:46:39Z");
+        assert_eq!(utc(u64::MAX), format!("@{}", u64::MAX));
         assert_eq!(relative(10, 4), "in 6 s");
         assert_eq!(relative(4, 10), "6 s ago");
     }

@@ -174,18 +174,10 @@ fn fastly_old(v: &Verdict, us: u64, pop: &str) -> String {
     log_event(v, us, &[("pop", pop), ("role", "direct"), ("rate_limited", "false")])
 }
 
-/// (y, m, d, hh, mm, ss) of unix seconds (H. Hinnant's civil_from_days).
-fn civil(t: u64) -> (u64, u64, u64, u64, u64, u64) {
-    let z = t / 86_400 + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let s = t % 86_400;
-    (yoe + era * 400 + u64::from(m <= 2), m, d, s / 3600, s % 3600 / 60, s % 60)
+/// (y, m, d, hh, mm, ss) of unix seconds, by the `time` crate.
+fn civil(t: u64) -> (i32, u8, u8, u8, u8, u8) {
+    let t = i64::try_from(t).ok().and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok()).expect("a unix time");
+    (t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second())
 }
 
 /// The proxy-wasm filter's line in an Envoy log (no `time` in the event: the prefix has it).
