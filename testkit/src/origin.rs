@@ -96,6 +96,34 @@ impl Drop for Origin {
     }
 }
 
+/// A request head: method, target and field lines (name, value).
+pub(crate) type Head = (String, String, Vec<(String, String)>);
+
+/// Read one request line and its field lines; `None` when the connection closes first.
+pub(crate) fn read_head(reader: &mut impl BufRead) -> io::Result<Option<Head>> {
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    let mut parts = line.trim_end().splitn(3, ' ');
+    let method = parts.next().unwrap_or("").to_string();
+    let target = parts.next().unwrap_or("").to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h)? == 0 {
+            return Ok(None);
+        }
+        let h = h.trim_end_matches(['\r', '\n']);
+        if h.is_empty() {
+            return Ok(Some((method, target, headers)));
+        }
+        if let Some((n, v)) = h.split_once(':') {
+            headers.push((n.trim().to_string(), v.trim().to_string()));
+        }
+    }
+}
+
 /// Serve requests on one connection (keep-alive) until it closes.
 fn serve(stream: TcpStream, seen: &Mutex<Vec<Seen>>) -> io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
@@ -103,27 +131,9 @@ fn serve(stream: TcpStream, seen: &Mutex<Vec<Seen>>) -> io::Result<()> {
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
+        let Some((method, target, headers)) = crate::origin::read_head(&mut reader)? else {
             return Ok(());
-        }
-        let mut parts = line.trim_end().splitn(3, ' ');
-        let method = parts.next().unwrap_or("").to_string();
-        let target = parts.next().unwrap_or("").to_string();
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h)? == 0 {
-                return Ok(());
-            }
-            let h = h.trim_end_matches(['\r', '\n']);
-            if h.is_empty() {
-                break;
-            }
-            if let Some((n, v)) = h.split_once(':') {
-                headers.push((n.trim().to_string(), v.trim().to_string()));
-            }
-        }
+        };
         let find = |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
         let mut body = Vec::new();
         if let Some(len) = find("content-length").and_then(|v| v.parse::<usize>().ok()) {
