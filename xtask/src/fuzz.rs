@@ -135,15 +135,9 @@ fn seed_corpora() -> Result<usize, String> {
         .collect();
     files.sort();
     for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+        let json = read_json(&file)?;
         for case in json["cases"].as_array().into_iter().flatten() {
-            let name: String = case["name"]
-                .as_str()
-                .unwrap_or("case")
-                .chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
-                .collect();
+            let name = case_name(case);
             let req = &case["request"];
             let mut whole = format!(
                 "{} {} {} {}\n",
@@ -177,16 +171,10 @@ fn seed_corpora() -> Result<usize, String> {
 /// Directory bodies and agent URIs from `fixtures/directories/fetch.json`.
 fn seed_directory_corpora(corpus: &Path) -> Result<usize, String> {
     let file = root().join("fixtures/directories/fetch.json");
-    let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    let json = read_json(&file)?;
     let mut n = 0;
     for case in json["cases"].as_array().into_iter().flatten() {
-        let name: String = case["name"]
-            .as_str()
-            .unwrap_or("case")
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
-            .collect();
+        let name = case_name(case);
         if let Some(body) = case["response"]["body"].as_str() {
             n += seed(&corpus.join("directory_document"), &format!("fixture-{name}"), body)?;
         }
@@ -197,6 +185,22 @@ fn seed_directory_corpora(corpus: &Path) -> Result<usize, String> {
         }
     }
     Ok(n)
+}
+
+/// A fixture file as JSON.
+fn read_json(file: &Path) -> Result<serde_json::Value, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))
+}
+
+/// A case's name as a corpus file name.
+fn case_name(case: &serde_json::Value) -> String {
+    case["name"]
+        .as_str()
+        .unwrap_or("case")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .collect()
 }
 
 fn seed(dir: &Path, name: &str, content: &str) -> Result<usize, String> {
