@@ -70,6 +70,15 @@ pub fn verdict_header(verdict: &Verdict) -> Option<String> {
 /// One structured log event for a signed request (ARCHITECTURE §4): verdict, reason,
 /// agent, keyid, label and verify time; `extra` adds host fields (e.g. `pop`).
 pub fn log_event(verdict: &Verdict, verify_us: u64, extra: &[(&str, &str)]) -> String {
+    serde_json::Value::Object(event_fields(verdict, verify_us, extra)).to_string()
+}
+
+/// The members every log event has, in one map.
+fn event_fields(
+    verdict: &Verdict,
+    verify_us: u64,
+    extra: &[(&str, &str)],
+) -> serde_json::Map<String, serde_json::Value> {
     let (agent, keyid, label) = match verdict {
         Verdict::Verified(v) => (v.agent.as_deref(), Some(v.keyid.as_str()), Some(v.label.as_str())),
         Verdict::Rejected(r) => (r.agent.as_deref(), r.keyid.as_deref(), r.label.as_deref()),
@@ -85,7 +94,7 @@ pub fn log_event(verdict: &Verdict, verify_us: u64, extra: &[(&str, &str)]) -> S
     for (k, v) in extra {
         event.insert(String::from(*k), (*v).into());
     }
-    serde_json::Value::Object(event).to_string()
+    event
 }
 
 /// Longest `path` a [`request_event`] carries, bytes.
@@ -118,8 +127,7 @@ pub fn request_event(verdict: &Verdict, verify_us: u64, ctx: &EventContext<'_>, 
         Mode::Enforce => "enforce",
         Mode::Monitor => "monitor",
     };
-    let mut event: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&log_event(verdict, verify_us, extra)).unwrap_or_default();
+    let mut event = event_fields(verdict, verify_us, extra);
     event.insert("time".into(), ctx.time.into());
     event.insert("mode".into(), mode.into());
     event.insert("path".into(), path.get(..end).unwrap_or_default().into());
