@@ -3,19 +3,22 @@
 
 use std::io::Write as _;
 
+use botauth_core::outcome::EventContext;
 use botauth_core::Verdict;
 use fastly::log::Endpoint;
 
 use crate::config::LOG_ENDPOINT;
 
-/// Record one signed request: verdict, reason, agent, keyid, label, verify µs, POP, where
-/// in the shield topology it was checked, and whether its agent was over the rate limit.
-pub fn verdict(verdict: &Verdict, verify_us: u64, role: &str, rate_limited: bool) {
+/// Record one signed request: core's request event (verdict, reason, agent, keyid, label,
+/// verify µs, time, mode, path, the status enforce mode answers) plus the POP, where in the
+/// shield topology it was checked, and whether its agent was over the rate limit.
+pub fn verdict(verdict: &Verdict, verify_us: u64, ctx: &EventContext<'_>, role: &str, rate_limited: bool) {
     let pop = std::env::var("FASTLY_POP").unwrap_or_default();
     let limited = if rate_limited { "true" } else { "false" };
-    let event = botauth_core::outcome::log_event(
+    let event = botauth_core::outcome::request_event(
         verdict,
         verify_us,
+        ctx,
         &[("pop", &pop), ("role", role), ("rate_limited", limited)],
     );
     line(&event);

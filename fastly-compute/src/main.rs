@@ -184,7 +184,8 @@ fn check<'v>(
         (Verdict::Verified(ok), Some(limit), Role::Direct | Role::Edge(_)) => rate::over_limit(limit, ok),
         _ => false,
     };
-    log::verdict(&verdict, verify_us, role.name(), limited);
+    let ctx = outcome::EventContext { time: now, mode: v.policy.mode, target: req.get_path() };
+    log::verdict(&verdict, verify_us, &ctx, role.name(), limited);
     match (&verdict, v.policy.mode) {
         (Verdict::Rejected(r), Mode::Enforce) => Err(Box::new(response::rejected(r.reason))),
         (Verdict::Verified(_), Mode::Enforce) if limited => {

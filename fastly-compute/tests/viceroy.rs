@@ -92,6 +92,10 @@ fn verified_request_reaches_the_origin_with_one_verdict_header_and_one_log_line(
     assert_eq!(e["role"], "direct");
     assert_eq!(e["rate_limited"], "false");
     assert!(e["verify_us"].as_u64().is_some_and(|us| us > 0), "{e}");
+    // core's request event, for `botauth report`: time, mode, path and enforce's answer.
+    assert!(e["time"].as_u64().is_some_and(|t| t > 1_600_000_000), "{e}");
+    assert_eq!((e["mode"].as_str(), e["status"].as_u64()), (Some("enforce"), Some(200)), "{e}");
+    assert!(e["path"].as_str().is_some_and(|p| p.starts_with('/') && !p.contains('?')), "{e}");
     let timing = resp.header("server-timing").unwrap_or_default();
     assert!(timing.starts_with("botauth;dur=") && timing.ends_with("desc=\"verified\""), "{timing}");
     let (_, stderr) = svc.output();
