@@ -22,7 +22,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use botauth_core::directory::{
     record, verify_with_directories, AgentDirectory, Entries, Entry, FetchReason, State, Step, TransportError,
 };
-use botauth_core::outcome::{log_event, verdict_header};
+use botauth_core::outcome::{request_event, verdict_header, EventContext};
 use botauth_core::{check_replay, verify, Mode, Reason, Rejected, Verdict};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -495,12 +495,12 @@ fn decide(shared: &Shared, verdict: Verdict, verify_us: u64, phase: Phase) -> Ac
     let rejected = matches!(verdict, Verdict::Rejected(_));
     let log_it = cfg.log.enabled && (n.is_multiple_of(cfg.log.sample) || (rejected && cfg.log.always_rejected));
     if log_it {
-        let mode = match cfg.policy.mode {
-            Mode::Enforce => "enforce",
-            Mode::Monitor => "monitor",
-        };
-        let extra = [("mode", mode), ("phase", if phase == Phase::Headers { "headers" } else { "body" })];
-        log(LogLevel::Info, &format!("botauth: {}", log_event(&verdict, verify_us, &extra)));
+        // The raw target, read only when a line is written (the query is cut by core).
+        let target = hostcalls::get_property(vec!["request", "path"]).ok().flatten().unwrap_or_default();
+        let target = String::from_utf8_lossy(&target);
+        let ctx = EventContext { time: now(cfg), mode: cfg.policy.mode, target: &target };
+        let extra = [("phase", if phase == Phase::Headers { "headers" } else { "body" })];
+        log(LogLevel::Info, &format!("botauth: {}", request_event(&verdict, verify_us, &ctx, &extra)));
     }
     match (&verdict, cfg.policy.mode) {
         (Verdict::Rejected(r), Mode::Enforce) => {

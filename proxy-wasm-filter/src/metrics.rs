@@ -27,6 +27,11 @@ pub fn counters(prefix: &str, verdict: &Verdict, label: Option<&str>, settings: 
     if settings.agents {
         names.push(format!("{prefix}.agent.{}.{kind}", agent_segment(agent, label)));
     }
+    // An allow-listed agent answered 503 because its directory has no usable keys: the
+    // agent is failing closed (alerted on by examples/prometheus/botauth-alerts.yml).
+    if verdict.reason() == Some(botauth_core::Reason::DirectoryUnavailable) {
+        names.push(directory_counter(prefix, &agent_segment(agent, label), "fail_closed"));
+    }
     names
 }
 
@@ -35,7 +40,8 @@ pub fn histogram(prefix: &str) -> String {
     format!("{prefix}.verify_us")
 }
 
-/// A directory counter: `<prefix>.directory.<label>.<event>` (`fetch_ok`, `fetch_failed`).
+/// A directory counter: `<prefix>.directory.<label>.<event>` (`fetch_ok`, `fetch_failed`,
+/// `fail_closed`).
 pub fn directory_counter(prefix: &str, label: &str, event: &str) -> String {
     format!("{prefix}.directory.{}.{event}", segment(label))
 }
@@ -128,6 +134,14 @@ mod tests {
             ["p.verdict.rejected", "p.reason.unknown_key", "p.agent.other.rejected"]
         );
         assert_eq!(counters("p", &Verdict::Unsigned, None, &ALL), Vec::<String>::new());
+        let closed = Verdict::Rejected(Rejected {
+            agent: Some("https://chatgpt.com".into()),
+            ..Rejected::new(Reason::DirectoryUnavailable)
+        });
+        assert_eq!(
+            counters("p", &closed, Some("chatgpt"), &MetricSettings { agents: false, ..ALL }),
+            ["p.verdict.rejected", "p.reason.directory_unavailable", "p.directory.chatgpt.fail_closed"]
+        );
         assert_eq!(agent_segment(None, None), "none");
         assert_eq!(agent_segment(Some("https://x"), Some("Chat.GPT")), "chat_gpt");
         assert_eq!(directory_counter("botauth", "chatgpt.com", "fetch_ok"), "botauth.directory.chatgpt_com.fetch_ok");

@@ -436,6 +436,20 @@ fn monitor_mode_forwards_and_records() {
     let log = envoy.log();
     assert!(log.contains(r#""verdict":"rejected""#) && log.contains(r#""reason":"signature_invalid""#), "{log}");
     assert!(log.contains(r#""mode":"monitor""#), "{log}");
+    // core's request event: when, which mode, the path (never the query) and what enforce
+    // mode would have answered, for `botauth report`.
+    let rejected: serde_json::Value = log
+        .lines()
+        .filter_map(|l| l.split_once("botauth: ").map(|(_, json)| json))
+        .filter_map(|json| serde_json::from_str::<serde_json::Value>(json).ok())
+        .find(|e| e["verdict"] == "rejected")
+        .unwrap_or_else(|| panic!("no rejected event line: {log}"));
+    assert_eq!(rejected["status"], 403, "{rejected}");
+    assert_eq!(rejected["mode"], "monitor", "{rejected}");
+    assert_eq!(rejected["phase"], "headers", "{rejected}");
+    assert!(rejected["time"].as_u64().is_some_and(|t| t > 1_600_000_000), "{rejected}");
+    let path = rejected["path"].as_str().unwrap_or_default();
+    assert!(path.starts_with('/') && !path.contains('?'), "{rejected}");
 }
 
 /// The per-request log line and the counters are configurable: sampled (one line per

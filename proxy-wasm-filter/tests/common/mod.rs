@@ -389,7 +389,12 @@ static NONCE: AtomicU64 = AtomicU64::new(0);
 /// A request to example.com signed now by `key` for `agent` (Web Bot Auth: `@authority` and
 /// the `signature-agent` member covered, a fresh nonce).
 pub fn signed(agent: &str, key: &Key) -> Vec<(String, String)> {
-    let now = unix_now();
+    signed_at(agent, key, unix_now())
+}
+
+/// [`signed`] with `created` = `now` (valid for 60 s from then): a `now` in the past gives
+/// an expired signature.
+pub fn signed_at(agent: &str, key: &Key, now: u64) -> Vec<(String, String)> {
     let agent_field = format!("sig1=\"{agent}\"");
     let req = HttpRequest::new("GET", "https", "example.com", "/resource")
         .with_header("signature-agent", agent_field.as_str());
