@@ -8,8 +8,11 @@
 //! start Envoy from `examples/envoy/*.yaml`: `envoy.rs` (fixture suite, shipped chain,
 //! monitor, replay, log/counter settings, bad configurations, hot reload),
 //! `envoy_directories.rs` (live directories against local directory servers, two workers)
-//! and `envoy_ratelimit.rs` (per-agent local rate limits, replay across workers). They need
-//! nothing beyond Envoy and the .wasm: directory servers, origins and signers are in-process.
+//! `envoy_ratelimit.rs` (per-agent local rate limits, replay across workers) and
+//! `envoy_metrics.rs` (a scrape of `/stats/prometheus` after a mixed load holds every metric
+//! the shipped alert rules and dashboard query). They need nothing beyond Envoy and the
+//! .wasm: directory servers, origins and signers are in-process. `prometheus_rules.rs` runs
+//! the alert rules' unit tests with promtool (Debian `prometheus`, installed when missing).
 //!
 //! `bench`: the same build and Envoy, plus `wrk` (apt), then the ignored `load_bench` test of
 //! `envoy.rs`: Envoy without the filter / with it behind the shipped matcher / without the
@@ -73,6 +76,8 @@ pub fn ensure_envoy() -> Result<PathBuf, String> {
 pub fn test() -> Result<(), String> {
     let wasm = build_wasm()?;
     let envoy = ensure_envoy()?;
+    // prometheus_rules.rs runs the shipped alert rules' unit tests with promtool.
+    crate::util::ensure_apt("promtool", "prometheus")?;
     run(cargo()
         .args(["test", "-p", "botauth-proxy-wasm", "--", "--test-threads=2"])
         .env("BOTAUTH_WASM", &wasm)

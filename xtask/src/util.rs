@@ -145,6 +145,24 @@ pub fn ensure_wrk() -> Result<(), String> {
         .map_err(|e| format!("{e}; install wrk (Debian/Ubuntu: apt-get install wrk)"))
 }
 
+/// `bin` from Debian's package `package`, installed with apt-get when missing (the package
+/// lists are refreshed first when the install fails, as on a fresh machine).
+pub fn ensure_apt(bin: &str, package: &str) -> Result<(), String> {
+    if have(bin) {
+        return Ok(());
+    }
+    banner(&format!("installing {bin} (apt-get install {package})"));
+    let install = || run(Command::new("apt-get").args(["install", "-y", "-q", "--no-install-recommends", package]));
+    install()
+        .or_else(|_| run(Command::new("apt-get").args(["update", "-q"])).and_then(|()| install()))
+        .map_err(|e| format!("{e}; install {bin} (Debian/Ubuntu: apt-get install {package})"))?;
+    if have(bin) {
+        Ok(())
+    } else {
+        Err(format!("{bin} is not on PATH after apt-get install {package}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::lock_version;
