@@ -905,17 +905,20 @@ fn sample_report_and_readme() {
     assert_eq!(envoy["lines"]["bad"], 1, "Envoy's own line");
     assert_eq!(envoy["window"]["first_utc"], "2026-12-02T18:00:00Z");
 
-    let readme_path = root.join("cli/README.md");
-    let readme = std::fs::read_to_string(&readme_path).unwrap();
-    let block = format!("{README_BEGIN}\n```text\n{out}```\n{README_END}");
-    let (Some(a), Some(b)) = (readme.find(README_BEGIN), readme.find(README_END)) else {
-        panic!("cli/README.md has no {README_BEGIN} … {README_END} block");
-    };
-    let current = &readme[a..b + README_END.len()];
-    if bless() {
-        std::fs::write(&readme_path, readme.replace(current, &block)).unwrap();
-    } else {
-        assert_eq!(current, block, "cli/README.md's sample output is stale (BOTAUTH_BLESS=1 rewrites it)");
+    // The same block in the command's README and in the project README's operators' section.
+    for readme in ["cli/README.md", "README.md"] {
+        let readme_path = root.join(readme);
+        let text = std::fs::read_to_string(&readme_path).unwrap();
+        let block = format!("{README_BEGIN}\n```text\n{out}```\n{README_END}");
+        let (Some(a), Some(b)) = (text.find(README_BEGIN), text.find(README_END)) else {
+            panic!("{readme} has no {README_BEGIN} … {README_END} block");
+        };
+        let current = &text[a..b + README_END.len()];
+        if bless() {
+            std::fs::write(&readme_path, text.replace(current, &block)).unwrap();
+        } else {
+            assert_eq!(current, block, "{readme}'s sample output is stale (BOTAUTH_BLESS=1 rewrites it)");
+        }
     }
 }
 
