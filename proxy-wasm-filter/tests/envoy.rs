@@ -440,7 +440,7 @@ fn monitor_mode_forwards_and_records() {
     // mode would have answered, for `botauth report`.
     let rejected: serde_json::Value = log
         .lines()
-        .filter_map(|l| l.split_once("botauth: ").map(|(_, json)| json))
+        .filter_map(|l| l.find("{\"").map(|at| &l[at..]))
         .filter_map(|json| serde_json::from_str::<serde_json::Value>(json).ok())
         .find(|e| e["verdict"] == "rejected")
         .unwrap_or_else(|| panic!("no rejected event line: {log}"));
