@@ -173,7 +173,7 @@ fn agent(raw: &mut RawRequest, args: &Args) -> Result<Option<String>> {
     let joined = lines.join(&b", "[..]);
     let component = match signature_agent::parse(&joined) {
         Ok(SignatureAgent::Legacy(_)) => "signature-agent".to_owned(),
-        Ok(SignatureAgent::Dictionary(members)) if members.iter().any(|(l, _)| l == label) => {
+        Ok(sa @ SignatureAgent::Dictionary(_)) if sa.has_member(label) => {
             format!("signature-agent;key={label}")
         }
         Ok(SignatureAgent::Dictionary(_)) => {

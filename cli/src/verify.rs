@@ -225,12 +225,19 @@ fn exit_for(verdict: &Verdict) -> Outcome {
     }
 }
 
-/// `verified agent=… keyid=… label=…`, `rejected <code> (<status>): <title>` or `unsigned`.
+/// `verified agent=… keyid=… label=…[ claimed-agent=…]`, `rejected <code> (<status>): <title>` or `unsigned`.
 fn verdict_line(verdict: &Verdict) -> String {
     match verdict {
         Verdict::Unsigned => "unsigned".to_owned(),
         Verdict::Verified(v) => {
-            format!("verified agent={} keyid={} label={}", v.agent.as_deref().unwrap_or("-"), v.keyid, v.label)
+            let claim = v.claimed_agent.as_deref().map(|c| format!(" claimed-agent={c} (not bound to the key)"));
+            format!(
+                "verified agent={} keyid={} label={}{}",
+                v.agent.as_deref().unwrap_or("-"),
+                v.keyid,
+                v.label,
+                claim.unwrap_or_default()
+            )
         }
         Verdict::Rejected(Rejected { reason, .. }) => {
             format!("rejected {} ({}): {}", reason.code(), reason.status().code(), reason.title())
@@ -246,6 +253,7 @@ struct VerdictJson<'a> {
     status: Option<u16>,
     title: Option<&'a str>,
     agent: Option<&'a str>,
+    claimed_agent: Option<&'a str>,
     keyid: Option<&'a str>,
     label: Option<&'a str>,
     created: Option<u64>,
@@ -259,6 +267,7 @@ fn verdict_json(verdict: &Verdict) -> VerdictJson<'_> {
         Verdict::Verified(v) => VerdictJson {
             verdict: "verified",
             agent: v.agent.as_deref(),
+            claimed_agent: v.claimed_agent.as_deref(),
             keyid: Some(&v.keyid),
             label: Some(&v.label),
             created: v.created,

@@ -208,12 +208,18 @@ fn json_verdict_has_every_member() {
     let s = Scratch::new();
     let (key, public, kid) = keygen(&s, "k");
     let signed = sign(&s, &key, GET, &["--agent", AGENT, "--validity", "300", "--nonce", "n-1"]);
+    // A key file without `AGENT=` is trusted for any agent: the covered agent is only a claim.
     let (code, v) = verify_json(&signed, &public, &[]);
+    assert_eq!(code, 0);
+    assert_eq!((v["agent"].is_null(), v["claimed_agent"].as_str()), (true, Some(AGENT)), "{v}");
+    let bound = format!("{AGENT}={public}");
+    let (code, v) = verify_json(&signed, &bound, &[]);
     assert_eq!(code, 0);
     assert_eq!(v["verdict"], "verified");
     assert_eq!(v["reason"], serde_json::Value::Null);
     assert_eq!(v["status"], serde_json::Value::Null);
     assert_eq!(v["agent"], AGENT);
+    assert_eq!(v["claimed_agent"], serde_json::Value::Null);
     assert_eq!(v["keyid"], kid.as_str());
     assert_eq!(v["label"], "sig1");
     assert_eq!(v["created"], NOW);
@@ -740,7 +746,8 @@ fn curl_command_sends_a_request_that_verifies() {
     let received = server.join().unwrap();
     let path = s.write("received.http", &received);
     let now = (NOW + 1).to_string();
-    let r = expect(0, &["verify", "--request", &path, "--jwks", &public, "--now", &now]);
+    let bound = format!("{AGENT}={public}");
+    let r = expect(0, &["verify", "--request", &path, "--jwks", &bound, "--now", &now]);
     assert!(r.stdout.starts_with(&format!("verified agent={AGENT}")), "{}", r.stdout);
 }
 

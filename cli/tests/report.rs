@@ -145,6 +145,7 @@ impl Rng {
 fn verified(agent: &str, keyid: &str) -> Verdict {
     Verdict::Verified(Verified {
         agent: Some(agent.into()),
+        claimed_agent: None,
         keyid: keyid.into(),
         label: "sig1".into(),
         created: None,

@@ -7,7 +7,7 @@ use sfv::{KeyRef, StringRef, TokenRef};
 
 use crate::policy::Mode;
 use crate::reason::Reason;
-use crate::verdict::{Rejected, Verdict};
+use crate::verdict::{Rejected, Verdict, Verified};
 
 /// Default name of the verdict header sent to the origin.
 pub const VERDICT_HEADER: &str = "botauth-verdict";
@@ -39,16 +39,26 @@ pub fn problem(code: &str, title: &str, status: u16) -> String {
     body.to_string()
 }
 
-/// The verdict header value: `verified;agent="…";keyid="…";label="…"` for a verified
-/// request, `rejected;reason=<code>` (monitor mode), or `None` for unsigned traffic.
+/// The verdict header value (an RFC 8941 Item), or `None` for unsigned traffic:
+/// - `verified;agent="…";keyid="…";label="…"`: the key is one of that agent's (pinned for
+///   it or from its directory); `agent` is its canonical URI;
+/// - `verified;keyid="…";label="…"` (no `agent`): verified with a key trusted for any agent
+///   and no covered agent claim;
+/// - `verified;keyid="…";label="…";claimed-agent="…"`: the same key, and the signature covers
+///   a `Signature-Agent` naming that agent; the claim is signed but not bound to the key, so
+///   an origin must not treat it as `agent`;
+/// - `rejected;reason=<code>` (monitor mode).
 pub fn verdict_header(verdict: &Verdict) -> Option<String> {
     match verdict {
         Verdict::Unsigned => None,
         Verdict::Verified(v) => {
             let mut ser = sfv::ItemSerializer::new().bare_item(VERIFIED);
-            for (name, value) in
-                [("agent", v.agent.as_deref()), ("keyid", Some(v.keyid.as_str())), ("label", Some(v.label.as_str()))]
-            {
+            for (name, value) in [
+                ("agent", v.agent.as_deref()),
+                ("keyid", Some(v.keyid.as_str())),
+                ("label", Some(v.label.as_str())),
+                ("claimed-agent", v.claimed_agent.as_deref()),
+            ] {
                 if let (Some(value), Ok(key)) = (value, KeyRef::from_str(name)) {
                     if let Ok(s) = StringRef::from_str(value) {
                         ser = ser.parameter(key, s);
@@ -91,6 +101,9 @@ fn event_fields(
     event.insert("keyid".into(), keyid.into());
     event.insert("label".into(), label.into());
     event.insert("verify_us".into(), verify_us.into());
+    if let Verdict::Verified(Verified { claimed_agent: Some(claimed), .. }) = verdict {
+        event.insert("claimed_agent".into(), claimed.as_str().into());
+    }
     for (k, v) in extra {
         event.insert(String::from(*k), (*v).into());
     }
@@ -147,7 +160,6 @@ pub fn verdict_kind(verdict: &Verdict) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verdict::Verified;
 
     #[test]
     fn problem_has_no_request_data() {
@@ -160,6 +172,7 @@ mod tests {
     fn verdict_header_is_a_structured_item() {
         let v = Verdict::Verified(Verified {
             agent: Some("https://chatgpt.com".into()),
+            claimed_agent: None,
             keyid: "abc".into(),
             label: "sig1".into(),
             created: None,
@@ -167,6 +180,20 @@ mod tests {
             nonce: None,
         });
         assert_eq!(verdict_header(&v).unwrap(), r#"verified;agent="https://chatgpt.com";keyid="abc";label="sig1""#);
+        let claimed = Verdict::Verified(Verified {
+            agent: None,
+            claimed_agent: Some("https://claimed.test".into()),
+            keyid: "abc".into(),
+            label: "sig1".into(),
+            created: None,
+            expires: None,
+            nonce: None,
+        });
+        let header = verdict_header(&claimed).unwrap();
+        assert_eq!(header, r#"verified;keyid="abc";label="sig1";claimed-agent="https://claimed.test""#);
+        assert!(!header.contains(";agent="), "an unbound claim is never `agent`");
+        let e: serde_json::Value = serde_json::from_str(&log_event(&claimed, 1, &[])).unwrap();
+        assert_eq!((e["agent"].is_null(), e["claimed_agent"].as_str()), (true, Some("https://claimed.test")));
         assert_eq!(verdict_header(&Verdict::from(Reason::Expired)).unwrap(), "rejected;reason=expired");
         assert_eq!(verdict_header(&Verdict::Unsigned), None);
         let e: serde_json::Value = serde_json::from_str(&log_event(&v, 42, &[("pop", "AMS")])).unwrap();

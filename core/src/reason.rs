@@ -119,6 +119,11 @@ pub enum Reason {
     InvalidTarget,
     /// `Signature-Agent` is neither an sf-string nor a dictionary of sf-strings.
     SignatureAgentMalformed,
+    /// The signature's `Signature-Agent` member is not an absolute URI without userinfo or
+    /// fragment (draft-ietf-webbotauth-httpsig-protocol §4.1).
+    SignatureAgentInvalidUri,
+    /// The signature's `Signature-Agent` member is not an `https` URI (§4.1: MUST).
+    SignatureAgentNotHttps,
     /// A covered `content-digest` does not match the body (RFC 9530).
     ContentDigestMismatch,
     /// A covered `content-digest` uses no supported algorithm, or the body is unavailable.
@@ -209,6 +214,8 @@ impl Reason {
             Self::QueryParamMissing => "query_param_missing",
             Self::InvalidTarget => "invalid_target",
             Self::SignatureAgentMalformed => "signature_agent_malformed",
+            Self::SignatureAgentInvalidUri => "signature_agent_invalid_uri",
+            Self::SignatureAgentNotHttps => "signature_agent_not_https",
             Self::ContentDigestMismatch => "content_digest_mismatch",
             Self::ContentDigestUnsupported => "content_digest_unsupported",
             Self::TagMismatch => "tag_mismatch",
@@ -269,6 +276,8 @@ impl Reason {
             | QueryParamMissing
             | InvalidTarget
             | SignatureAgentMalformed
+            | SignatureAgentInvalidUri
+            | SignatureAgentNotHttps
             | ContentDigestMismatch
             | ContentDigestUnsupported => Status::BadRequest,
             TagMismatch
@@ -329,6 +338,8 @@ impl Reason {
             QueryParamMissing => "a covered query parameter is missing",
             InvalidTarget => "the request target cannot be used",
             SignatureAgentMalformed => "Signature-Agent is malformed",
+            SignatureAgentInvalidUri => "the Signature-Agent member is not an absolute URI",
+            SignatureAgentNotHttps => "the Signature-Agent member is not an https URI",
             ContentDigestMismatch => "Content-Digest does not match the body",
             ContentDigestUnsupported => "Content-Digest cannot be checked",
             TagMismatch => "no signature with the required tag",
@@ -388,6 +399,8 @@ impl Reason {
         Self::QueryParamMissing,
         Self::InvalidTarget,
         Self::SignatureAgentMalformed,
+        Self::SignatureAgentInvalidUri,
+        Self::SignatureAgentNotHttps,
         Self::ContentDigestMismatch,
         Self::ContentDigestUnsupported,
         Self::TagMismatch,

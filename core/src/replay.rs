@@ -110,6 +110,7 @@ mod tests {
     fn verified(nonce: Option<&str>) -> Verdict {
         Verdict::Verified(Verified {
             agent: Some("https://a.test".into()),
+            claimed_agent: None,
             keyid: "k".into(),
             label: "sig1".into(),
             created: Some(100),

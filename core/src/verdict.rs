@@ -7,9 +7,13 @@ use crate::reason::Reason;
 /// A verified Web Bot Auth signature.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verified {
-    /// The agent the key belongs to (the covered `Signature-Agent`, or the keyring entry
-    /// the key was found under when the request names no agent).
+    /// The agent the key belongs to, canonical (RFC 3986 §6.2.2–6.2.3): set only when the
+    /// key came from that agent's keys (pinned for it, or from its directory). `None` for a
+    /// key trusted for any agent (`*`).
     pub agent: Option<String>,
+    /// The covered `Signature-Agent` of a signature verified with a key trusted for any
+    /// agent: what the signer claims, not bound to the key. `None` whenever `agent` is set.
+    pub claimed_agent: Option<String>,
     /// The `keyid` (JWK thumbprint, RFC 7638).
     pub keyid: String,
     /// The label of the verified signature.

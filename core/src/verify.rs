@@ -134,10 +134,17 @@ fn check(
     }
     let valid = crypto::verify(&key.key, base.as_bytes(), &signature);
     record(trace, "ed25519", if valid { Ok(()) } else { Err(Reason::SignatureInvalid) })?;
+    // The verdict names an agent only when the key came from that agent's keys (its pinned
+    // keys or its directory): the keyring's canonical name. A key trusted for any agent
+    // proves the signer holds it, not who the signer is: a covered claim is reported as
+    // `claimed_agent`; an uncovered one only narrowed the key search and is not reported.
+    let claimed_agent = match key_agent {
+        None if agent_covered => agent,
+        _ => None,
+    };
     Ok(Verified {
-        // An uncovered Signature-Agent only narrowed the key search: report the agent the
-        // key is registered for, never an unauthenticated claim.
-        agent: if agent_covered { agent } else { key_agent.map(String::from) },
+        agent: key_agent.map(String::from),
+        claimed_agent,
         keyid: String::from(keyid),
         label: input.label,
         created: input.params.created,
@@ -250,8 +257,8 @@ fn check_coverage(input: &SignatureInput, policy: &Policy, response: bool) -> Re
     Ok(())
 }
 
-/// The agent this signature speaks for (draft-meunier-webbotauth-httpsig-protocol §4),
-/// and whether the signature covers that claim.
+/// The agent this signature speaks for (draft-ietf-webbotauth-httpsig-protocol §4.1),
+/// normalised, and whether the signature covers that claim.
 fn agent(input: &SignatureInput, fields: &SignedFields<'_>, policy: &Policy) -> Result<(Option<String>, bool), Reason> {
     let Some(raw) = fields.signature_agent.as_deref() else {
         if policy.require_signature_agent {
@@ -263,9 +270,14 @@ fn agent(input: &SignatureInput, fields: &SignedFields<'_>, policy: &Policy) -> 
     let mut covered = input.components.iter().filter(|c| c.is_field("signature-agent"));
     match (covered.next(), covered.next()) {
         (None, _) if policy.require_agent_coverage => Err(Reason::SignatureAgentNotCovered),
-        // Uncovered and allowed: the claim narrows the key search but is not trusted.
-        (None, _) => Ok((parsed.agent_for(None).ok().map(String::from), false)),
-        (Some(c), None) => parsed.agent_for(c.key.as_deref()).map(|a| (Some(String::from(a)), true)),
+        // Uncovered and allowed: a usable claim narrows the key search but is not trusted;
+        // a member that is no https URI is refused in either case.
+        (None, _) => match parsed.agent_for(None) {
+            Ok(a) => Ok((a.map(|a| String::from(a.as_str())), false)),
+            Err(r @ (Reason::SignatureAgentNotHttps | Reason::SignatureAgentInvalidUri)) => Err(r),
+            Err(_) => Ok((None, false)),
+        },
+        (Some(c), None) => parsed.agent_for(c.key.as_deref()).map(|a| (a.map(|a| String::from(a.as_str())), true)),
         (Some(_), Some(_)) => Err(Reason::SignatureAgentAmbiguous),
     }
 }

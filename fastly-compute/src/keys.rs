@@ -6,7 +6,7 @@
 //! cannot be listed, so those agents are named in the optional item [`AGENTS_ITEM`] (a JSON
 //! array of URIs). Item keys are encoded with [`jwks_item_key`].
 
-use botauth_core::signature_agent::{self, SignatureAgent};
+use botauth_core::signature_agent;
 use botauth_core::{Keyring, Policy, ANY_AGENT};
 use fastly::{ConfigStore, Request};
 
@@ -69,12 +69,9 @@ fn candidate_agents(req: &Request, policy: &Policy) -> Vec<String> {
     if joined.is_empty() || joined.len() > policy.limits.max_signature_agent_len {
         return Vec::new();
     }
-    let mut agents = match signature_agent::parse(&joined) {
-        Ok(SignatureAgent::Legacy(uri)) => vec![uri],
-        Ok(SignatureAgent::Dictionary(members)) => members.into_iter().map(|(_, uri)| uri).collect(),
-        Err(_) => Vec::new(),
-    };
-    agents.retain(|a| a != ANY_AGENT);
+    let mut agents: Vec<String> = signature_agent::parse(&joined)
+        .map(|sa| sa.agents().iter().map(|a| String::from(a.as_str())).collect())
+        .unwrap_or_default();
     agents.dedup();
     agents.truncate(MAX_AGENTS);
     agents

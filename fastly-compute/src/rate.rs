@@ -90,6 +90,7 @@ mod tests {
     fn entries_separate_agents_and_keys() {
         let v = |agent: Option<&str>, keyid: &str| Verified {
             agent: agent.map(String::from),
+            claimed_agent: None,
             keyid: keyid.into(),
             label: "sig1".into(),
             created: None,
@@ -108,6 +109,7 @@ mod tests {
         let limit = RateLimit { limit: 1, window: 1, penalty: 60 };
         let v = Verified {
             agent: Some("https://a.test".into()),
+            claimed_agent: None,
             keyid: "k".into(),
             label: "sig1".into(),
             created: None,

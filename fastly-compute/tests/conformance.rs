@@ -116,6 +116,7 @@ fn run_case(svc: &mut Service, origin: &Origin, case: &Case) -> Result<(), Strin
             let want = match e.verdict {
                 ExpectedVerdict::Verified => botauth_core::outcome::verdict_header(&Verdict::Verified(Verified {
                     agent: e.agent.clone(),
+                    claimed_agent: e.claimed_agent.clone(),
                     keyid: e.keyid.clone().unwrap_or_default(),
                     label: e.label.clone().unwrap_or_default(),
                     created: None,

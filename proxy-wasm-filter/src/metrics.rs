@@ -115,6 +115,7 @@ mod tests {
     fn names() {
         let ok = Verdict::Verified(Verified {
             agent: Some("https://chatgpt.com".into()),
+            claimed_agent: None,
             keyid: "k".into(),
             label: "sig1".into(),
             created: None,

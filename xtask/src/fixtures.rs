@@ -244,9 +244,10 @@ fn emit_keys(c: &Case) -> String {
 
 fn emit_expect(e: &Expect) -> String {
     match e {
-        Expect::Verified { agent, keyid, label } => format!(
-            "{{\"verdict\": \"verified\", \"agent\": {}, \"keyid\": {}, \"label\": {}}}",
+        Expect::Verified { agent, claimed_agent, keyid, label } => format!(
+            "{{\"verdict\": \"verified\", \"agent\": {}, {}\"keyid\": {}, \"label\": {}}}",
             js(agent),
+            claimed_agent.as_ref().map(|c| format!("\"claimed_agent\": {}, ", js(c))).unwrap_or_default(),
             js(keyid),
             js(label)
         ),

@@ -221,8 +221,12 @@ impl Directories {
 
     /// The allow-list entry of `agent` (compared after RFC 3986 normalisation).
     pub fn get(&self, agent: &str) -> Option<&AgentDirectory> {
-        let agent = AgentUri::parse(agent).ok()?;
-        self.agents.iter().find(|a| a.agent == agent)
+        self.find(&AgentUri::parse(agent).ok()?)
+    }
+
+    /// The allow-listed agent `agent` (already normalised), if any.
+    pub fn find(&self, agent: &AgentUri) -> Option<&AgentDirectory> {
+        self.agents.iter().find(|a| a.agent == *agent)
     }
 
     /// How documents of `agent` are parsed.

@@ -21,7 +21,7 @@ use crate::keys::Keyring;
 use crate::policy::Policy;
 use crate::reason::Reason;
 use crate::request::Request;
-use crate::signature_agent::{self, SignatureAgent};
+use crate::signature_agent;
 use crate::verdict::Verdict;
 use crate::verify::verify;
 
@@ -88,14 +88,10 @@ pub fn claimed_agents<'d, R: Request>(
     if joined.is_empty() || joined.len() > policy.limits.max_signature_agent_len {
         return Vec::new();
     }
-    let uris: Vec<String> = match signature_agent::parse(&joined) {
-        Ok(SignatureAgent::Legacy(uri)) => alloc::vec![uri],
-        Ok(SignatureAgent::Dictionary(members)) => members.into_iter().map(|(_, uri)| uri).collect(),
-        Err(_) => Vec::new(),
-    };
+    let uris = signature_agent::parse(&joined).map(|sa| sa.agents()).unwrap_or_default();
     let mut found: Vec<&AgentDirectory> = Vec::new();
     for uri in uris.iter().take(policy.limits.max_signatures) {
-        if let Some(a) = directories.get(uri) {
+        if let Some(a) = directories.find(uri) {
             if !found.iter().any(|f| f.agent == a.agent) {
                 found.push(a);
             }

@@ -283,6 +283,10 @@ pub struct Expect {
     /// Verified agent (`null`: none); always given for verified cases.
     #[serde(default)]
     pub agent: Option<String>,
+    /// The covered agent claim of a signature verified with a key trusted for any agent
+    /// (absent: none).
+    #[serde(default)]
+    pub claimed_agent: Option<String>,
     /// Verified keyid.
     #[serde(default)]
     pub keyid: Option<String>,
@@ -468,6 +472,9 @@ impl Case {
                 let mut diffs = Vec::new();
                 if v.agent != e.agent {
                     diffs.push(format!("agent {:?}, expected {:?}", v.agent, e.agent));
+                }
+                if v.claimed_agent != e.claimed_agent {
+                    diffs.push(format!("claimed_agent {:?}, expected {:?}", v.claimed_agent, e.claimed_agent));
                 }
                 if e.keyid.as_deref() != Some(v.keyid.as_str()) {
                     diffs.push(format!("keyid {:?}, expected {:?}", v.keyid, e.keyid));
