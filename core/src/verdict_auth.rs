@@ -97,6 +97,21 @@ impl fmt::Display for KeyError {
     }
 }
 
+/// Check a key id alone: 1 to [`MAX_KID_LEN`] ASCII letters, digits, `-`, `_`, `.` (so it
+/// is a plain RFC 8941 String and a safe store item name).
+pub fn check_kid(kid: &str) -> Result<(), KeyError> {
+    if kid.is_empty() {
+        return Err(KeyError::EmptyKid);
+    }
+    if kid.len() > MAX_KID_LEN {
+        return Err(KeyError::KidTooLong);
+    }
+    if !kid.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
+        return Err(KeyError::KidCharset);
+    }
+    Ok(())
+}
+
 /// One verdict-authentication key: a key id and its secret (at least [`MIN_SECRET_LEN`]
 /// bytes). `Debug` never shows the secret.
 #[derive(Clone, PartialEq, Eq)]
@@ -108,15 +123,7 @@ pub struct VerdictKey {
 impl VerdictKey {
     /// Check a key id and secret (configuration time).
     pub fn new(kid: &str, secret: &[u8]) -> Result<Self, KeyError> {
-        if kid.is_empty() {
-            return Err(KeyError::EmptyKid);
-        }
-        if kid.len() > MAX_KID_LEN {
-            return Err(KeyError::KidTooLong);
-        }
-        if !kid.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
-            return Err(KeyError::KidCharset);
-        }
+        check_kid(kid)?;
         if secret.len() < MIN_SECRET_LEN {
             return Err(KeyError::SecretTooShort { len: secret.len() });
         }
