@@ -65,7 +65,7 @@ fn origin_receives_a_verdict_auth_that_checks_and_client_copies_are_stripped() {
     assert_eq!(check_at_origin(&moved, std::slice::from_ref(&key), NOW), Err(AuthError::BadMac));
     let other = VerdictKey::new("k1", b"another-secret-of-32-bytes-xxxxx").unwrap();
     assert_eq!(check_at_origin(&seen[0], &[other], NOW), Err(AuthError::BadMac));
-    assert_eq!(check_at_origin(&seen[0], &[key.clone()], NOW + 31), Err(AuthError::Stale { age: 31 }));
+    assert_eq!(check_at_origin(&seen[0], &[key], NOW + 31), Err(AuthError::Stale { age: 31 }));
 
     // Unsigned traffic carries no verdict, and a client's verdict-auth is stripped from it too.
     origin.clear();
