@@ -100,6 +100,10 @@ fn a_good_header_is_accepted_and_the_rotated_key_too() {
     assert_eq!(code, 0, "{out}");
 }
 
+/// (name, keys, header, verdict, request, now, expected output).
+type Refusal<'a> = (&'a str, Vec<&'a str>, String, &'a str, Req<'a>, u64, &'a str);
+type Req<'a> = (&'a str, &'a str, &'a str);
+
 #[test]
 fn forged_replayed_moved_future_and_unknown_are_refused() {
     let auth = sign(&k1(), VERDICT, REQ, T);
@@ -107,7 +111,7 @@ fn forged_replayed_moved_future_and_unknown_are_refused() {
     let other_secret = format!("k1={SECRET_2}");
     let k9 = format!("k9={SECRET_2}");
     let forged_mac = format!("t={T}, kid=\"k1\", mac=:{}=:", "A".repeat(43));
-    let cases: Vec<(&str, Vec<&str>, String, &str, (&str, &str, &str), u64, &str)> = vec![
+    let cases: Vec<Refusal<'_>> = vec![
         ("forged: bad mac", vec![&k1], forged_mac.clone(), VERDICT, REQ, T, "refused: bad_mac\n"),
         ("forged: other key, same kid", vec![&other_secret], auth.clone(), VERDICT, REQ, T, "refused: bad_mac\n"),
         (
