@@ -339,6 +339,19 @@ mod tests {
     }
 
     #[test]
+    fn verdict_auth_secret_comes_from_the_secret_store() {
+        // Runs under Viceroy with the repository's fastly.toml (TEST ONLY `verdict_auth_demo`).
+        assert_eq!(verdict_auth_secret_item("k1"), "verdict_auth_k1");
+        let key = load_verdict_key("demo").unwrap();
+        assert_eq!(key, VerdictKey::new("demo", b"botauth-demo-secret-TEST-ONLY-00").unwrap());
+        let e = load_verdict_key("k1").unwrap_err();
+        assert!(e.contains("`botauth_secrets.verdict_auth_k1` is missing"), "{e}");
+        let e = load_verdict_key("k 1").unwrap_err();
+        assert!(e.contains("kid may only have"), "{e}");
+        assert!(load_verdict_key("").is_err());
+    }
+
+    #[test]
     fn directories_need_an_existing_backend_per_agent() {
         // Runs under Viceroy with the repository's fastly.toml (backends `origin`, `demo_directory`).
         let d = parse_directories(r#"{"agents":[{"agent":"https://agent.test","backend":"origin"}],"max_ttl":3600}"#)
