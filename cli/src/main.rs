@@ -1,6 +1,7 @@
 //! `botauth`: sign, verify and explain Web Bot Auth request signatures (RFC 9421 HTTP
 //! Message Signatures with Ed25519) from raw HTTP/1.1 message files; generate keys and
-//! signed key directories; fetch and check live key directories. All rules live in
+//! signed key directories; fetch and check live key directories; make and check the
+//! authenticated verdict (`botauth-verdict-auth`). All rules live in
 //! `botauth-core`; this is file handling and HTTP.
 //!
 //! Exit codes: 0 ok / verified, 1 rejected or unsigned, 2 bad usage or input.
@@ -22,6 +23,7 @@ mod message;
 mod report;
 mod sign;
 mod thumbprint;
+mod verdict;
 mod verify;
 
 use std::process::ExitCode;
@@ -54,6 +56,9 @@ enum Command {
     /// Report on the verifiers' logs (Fastly NDJSON, Envoy/Kong lines; gzip ok): verdicts,
     /// agents, keyids, reasons, what enforce mode would block, diagnoses; --json, --html.
     Report(Box<report::Args>),
+    /// The authenticated verdict (botauth-verdict-auth): `sign` one, or `check` a received
+    /// one (exit 0 ok, 1 refused with the reason).
+    Verdict(verdict::Args),
 }
 
 /// What a successful run of a command concluded.
@@ -76,6 +81,7 @@ fn main() -> ExitCode {
         Command::Explain(a) => verify::explain(a),
         Command::Directory(a) => directory::run(a),
         Command::Report(a) => report::run(a),
+        Command::Verdict(a) => verdict::run(a),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

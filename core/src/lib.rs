@@ -58,6 +58,7 @@ pub mod signature_base;
 pub mod signature_input;
 mod structured;
 mod verdict;
+pub mod verdict_auth;
 mod verify;
 
 pub use keys::{Jwk, Jwks, KeySkipReason, Keyring, KeysError, PublicKey, SkippedKey, ANY_AGENT};

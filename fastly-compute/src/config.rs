@@ -10,8 +10,9 @@
 
 use botauth_core::config::PolicyConfig;
 use botauth_core::directory::Directories;
+use botauth_core::verdict_auth::VerdictKey;
 use botauth_core::Policy;
-use fastly::ConfigStore;
+use fastly::{ConfigStore, SecretStore};
 
 use crate::cache::CacheClass;
 
@@ -36,6 +37,13 @@ pub const PENALTY_BOX: &str = "botauth_penalty";
 pub const LOG_ENDPOINT: &str = "botauth";
 /// Header that carries the verdict to the origin; any incoming copy is removed first.
 pub const VERDICT_HEADER: &str = botauth_core::outcome::VERDICT_HEADER;
+/// Header that authenticates the verdict header (`core::verdict_auth`); any incoming copy is
+/// removed first.
+pub const VERDICT_AUTH_HEADER: &str = botauth_core::verdict_auth::HEADER;
+/// Secret Store with the verdict-authentication secrets: item `verdict_auth_<kid>`, value the
+/// secret in base64 (at least 32 bytes once decoded). Needed only with
+/// [`item::VERDICT_AUTH_KID`].
+pub const SECRET_STORE: &str = "botauth_secrets";
 /// Response header with the cache decision (only when `debug` is on).
 pub const CACHE_DEBUG_HEADER: &str = "botauth-cache";
 
@@ -63,6 +71,14 @@ pub mod item {
     /// allow-list, every agent with the `backend` that reaches its directory, and bounds);
     /// absent = pinned keys only.
     pub const DIRECTORIES: &str = "directories";
+    /// Key id of the verdict authentication (`botauth-verdict-auth`); its secret is item
+    /// `verdict_auth_<kid>` of the Secret Store `botauth_secrets`. Absent = off.
+    pub const VERDICT_AUTH_KID: &str = "verdict_auth_kid";
+}
+
+/// The [`SECRET_STORE`] item holding the secret of verdict-auth key `kid`.
+pub fn verdict_auth_secret_item(kid: &str) -> String {
+    format!("verdict_auth_{kid}")
 }
 
 /// The JWKS item key of a Signature-Agent URI.
@@ -120,6 +136,8 @@ pub struct Verification {
     pub rate_limit: Option<crate::rate::RateLimit>,
     /// Allow-listed key directories, if configured.
     pub directories: Option<Directories>,
+    /// The key that authenticates the verdict header, when `verdict_auth_kid` is set.
+    pub verdict_auth: Option<VerdictKey>,
 }
 
 /// The settings store, or nothing (all defaults) when it is not linked to the service.
@@ -191,6 +209,7 @@ impl Settings {
         let testing_now = self.read(&mut errors, item::TESTING_NOW, parse_u64);
         let rate_limit = self.read(&mut errors, item::RATE_LIMIT, crate::rate::parse);
         let directories = self.read(&mut errors, item::DIRECTORIES, parse_directories);
+        let verdict_auth = self.read(&mut errors, item::VERDICT_AUTH_KID, load_verdict_key);
         if !errors.is_empty() {
             return Err(errors.join("; "));
         }
@@ -201,6 +220,7 @@ impl Settings {
             testing_now,
             rate_limit,
             directories,
+            verdict_auth,
         })
     }
 
@@ -264,6 +284,27 @@ pub fn parse_directories(v: &str) -> Result<Directories, String> {
     Ok(directories)
 }
 
+/// The `verdict_auth_kid` item: the kid, checked by core, and its secret from
+/// [`SECRET_STORE`] (base64, at least 32 bytes decoded). Messages never include the secret.
+pub fn load_verdict_key(kid: &str) -> Result<VerdictKey, String> {
+    use base64::Engine as _;
+    botauth_core::verdict_auth::check_kid(kid).map_err(|e| e.to_string())?;
+    let name = verdict_auth_secret_item(kid);
+    let store = SecretStore::open(SECRET_STORE)
+        .map_err(|e| format!("secret store `{SECRET_STORE}` cannot be opened ({e:?})"))?;
+    let secret = store
+        .try_get(&name)
+        .map_err(|e| format!("secret `{SECRET_STORE}.{name}` cannot be read ({e:?})"))?
+        .ok_or_else(|| format!("secret `{SECRET_STORE}.{name}` is missing"))?;
+    let text =
+        secret.try_plaintext().map_err(|e| format!("secret `{SECRET_STORE}.{name}` cannot be decrypted ({e:?})"))?;
+    let text = std::str::from_utf8(&text).map(str::trim).unwrap_or_default();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|_| format!("secret `{SECRET_STORE}.{name}` is not base64"))?;
+    VerdictKey::new(kid, &bytes).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,6 +336,19 @@ mod tests {
         assert!(parse_policy(r#"{"mode":"bogus"}"#).is_err());
         assert!(parse_policy(r#"{"clock_skw":30}"#).is_err(), "typos are errors");
         assert!(parse_policy("not json").is_err());
+    }
+
+    #[test]
+    fn verdict_auth_secret_comes_from_the_secret_store() {
+        // Runs under Viceroy with the repository's fastly.toml (TEST ONLY `verdict_auth_demo`).
+        assert_eq!(verdict_auth_secret_item("k1"), "verdict_auth_k1");
+        let key = load_verdict_key("demo").unwrap();
+        assert_eq!(key, VerdictKey::new("demo", b"botauth-demo-secret-TEST-ONLY-00").unwrap());
+        let e = load_verdict_key("k1").unwrap_err();
+        assert!(e.contains("`botauth_secrets.verdict_auth_k1` is missing"), "{e}");
+        let e = load_verdict_key("k 1").unwrap_err();
+        assert!(e.contains("kid may only have"), "{e}");
+        assert!(load_verdict_key("").is_err());
     }
 
     #[test]

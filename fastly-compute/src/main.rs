@@ -3,7 +3,8 @@
 //! Web Bot Auth verification at the edge: a Fastly Compute service in front of an origin.
 //! Thin adapter over `botauth-core` (ARCHITECTURE §1, §4, §5): guard, extract, call, map.
 //!
-//! 1. Strip any incoming verdict header (a client must never claim a verdict).
+//! 1. Strip any incoming verdict header and its authentication (a client must never claim a
+//!    verdict).
 //! 2. Unsigned (no `Signature`, no `Signature-Input`): forward untouched.
 //! 3. Signed: verify with core. Enforce: 400/403/429 problem+json, never forwarded.
 //!    Monitor: forward and record. One JSON log line per signed request.
@@ -38,8 +39,8 @@ mod shield;
 
 #[cfg(target_arch = "wasm32")]
 use {
-    botauth_core::{directory::Directories, outcome, Keyring, Mode, Policy, Reason, Rejected, Verdict},
-    config::{Common, Settings, Verification, CACHE_DEBUG_HEADER, ORIGIN_BACKEND, VERDICT_HEADER},
+    botauth_core::{directory::Directories, outcome, verdict_auth, Keyring, Mode, Policy, Reason, Rejected, Verdict},
+    config::{Common, Settings, Verification, CACHE_DEBUG_HEADER, ORIGIN_BACKEND, VERDICT_AUTH_HEADER, VERDICT_HEADER},
     fastly::{Request, Response},
     shield::Role,
     std::io::Read as _,
@@ -56,8 +57,10 @@ fn main() -> Result<(), fastly::Error> {
         req.send(ORIGIN_BACKEND)?.send_to_client();
         return Ok(());
     }
-    // Guard: no client may claim a verdict, signed or not, whatever happens next.
+    // Guard: no client may claim a verdict (or its authentication), signed or not, whatever
+    // happens next.
     req.remove_header(VERDICT_HEADER);
+    req.remove_header(VERDICT_AUTH_HEADER);
     let settings = Settings::open();
     let common = settings.common();
     let role = shield::role(common.shield_site.as_deref());
@@ -100,6 +103,10 @@ fn handle<'v>(
     let verdict_value = checked.as_ref().and_then(|c| c.header.clone());
     if let (Some(v), Role::Direct | Role::Shield) = (verdict_value.as_deref(), role) {
         req.set_header(VERDICT_HEADER, v);
+        let key = verification.and_then(|v| v.as_ref().ok()).and_then(|v| v.verdict_auth.as_ref());
+        if let (Some(key), Some(c)) = (key, checked.as_ref()) {
+            authenticate_verdict(&mut req, key, v, c.now);
+        }
     }
     let decision = cache::decide(req.get_method(), req.get_path(), common.cache_classes.as_deref());
     cache::apply(&mut req, &decision, verdict_value.as_deref());
@@ -131,6 +138,23 @@ struct Checked {
     verify_us: u64,
     /// `verified` or `rejected` (monitor mode).
     kind: &'static str,
+    /// The clock the request was verified at, unix seconds.
+    now: u64,
+}
+
+/// Add `botauth-verdict-auth` (core's MAC over the verdict and the request as forwarded).
+#[cfg(target_arch = "wasm32")]
+fn authenticate_verdict(req: &mut Request, key: &verdict_auth::VerdictKey, verdict: &str, now: u64) {
+    let edge = request::EdgeRequest::new(req, "", None);
+    use botauth_core::Request as _;
+    let binding =
+        verdict_auth::Binding { verdict, method: edge.method(), authority: edge.authority(), path: edge.target() };
+    match verdict_auth::sign(key, &binding, now) {
+        Ok(value) => req.set_header(VERDICT_AUTH_HEADER, value),
+        // No HTTP request carries control characters; if one did, the origin sees no
+        // authentication, which it refuses.
+        Err(e) => log::warning(&format!("verdict not authenticated: {e}")),
+    }
 }
 
 /// Verify a signed request; `Err` is the response that ends it (enforce mode rejection, or
@@ -191,9 +215,12 @@ fn check<'v>(
         (Verdict::Verified(_), Mode::Enforce) if limited => {
             Err(Box::new(response::rate_limited(v.rate_limit.map_or(60, |l| l.penalty))))
         }
-        _ => {
-            Ok(Checked { header: outcome::verdict_header(&verdict), verify_us, kind: outcome::verdict_kind(&verdict) })
-        }
+        _ => Ok(Checked {
+            header: outcome::verdict_header(&verdict),
+            verify_us,
+            kind: outcome::verdict_kind(&verdict),
+            now,
+        }),
     }
 }
 

@@ -46,6 +46,7 @@ fn setup(case: &Case, policy: String) -> Setup {
         shield: None,
         backends: Vec::new(),
         directory_kv: None,
+        secrets: None,
     }
 }
 

@@ -19,7 +19,8 @@
 //!   "log": { "enabled": true, "sample": 1, "always_rejected": true },
 //!   "metrics": { "enabled": true, "agents": true, "verify_time": true },
 //!   "stat_prefix": "botauth",
-//!   "retry_after": 60
+//!   "retry_after": 60,
+//!   "verdict_auth": { "kid": "k1", "secret_base64": "…" }
 //! }
 //! ```
 
@@ -30,6 +31,7 @@ use botauth_core::agent_uri::AgentUri;
 use botauth_core::config::{ConfigError as PolicyError, PolicyConfig};
 use botauth_core::directory::{Directories, DirectoriesConfig, DirectoriesError};
 use botauth_core::outcome::{RETRY_AFTER_SECS, VERDICT_HEADER};
+use botauth_core::verdict_auth::{KeyError, VerdictKey};
 use botauth_core::{Keyring, KeysError, Policy, ANY_AGENT};
 use serde::Deserialize;
 
@@ -56,8 +58,16 @@ struct Raw {
     metrics: Option<RawMetrics>,
     stat_prefix: Option<String>,
     retry_after: Option<u64>,
+    verdict_auth: Option<RawVerdictAuth>,
     /// Testing only: verify as if the clock read this unix time.
     testing_fixed_now: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVerdictAuth {
+    kid: String,
+    secret_base64: String,
 }
 
 #[derive(Deserialize)]
@@ -174,6 +184,8 @@ pub struct Config {
     pub stat_prefix: String,
     /// `Retry-After` seconds on 429 and 503.
     pub retry_after: u64,
+    /// The key that authenticates the verdict header (`botauth-verdict-auth`), if enabled.
+    pub verdict_auth: Option<VerdictKey>,
     /// Testing only: a fixed clock.
     pub testing_fixed_now: Option<u64>,
     /// Keys that were skipped, for warnings: `(agent, index, reason code)`.
@@ -236,6 +248,10 @@ pub enum ConfigError {
     MaxBodyBytes,
     /// A member is out of range (its name and range).
     OutOfRange(&'static str),
+    /// `verdict_auth.secret_base64` is not base64 (standard alphabet, padded).
+    VerdictAuthBase64,
+    /// `verdict_auth` has an invalid kid or a secret shorter than 32 bytes.
+    VerdictAuthKey(KeyError),
 }
 
 impl fmt::Display for ConfigError {
@@ -269,6 +285,8 @@ impl fmt::Display for ConfigError {
             Self::ReplayCapacity => f.write_str("replay.capacity must be between 1 and 1000000"),
             Self::MaxBodyBytes => f.write_str("max_body_bytes must be at most 16777216"),
             Self::OutOfRange(what) => write!(f, "{what}"),
+            Self::VerdictAuthBase64 => f.write_str("verdict_auth.secret_base64 is not base64"),
+            Self::VerdictAuthKey(e) => write!(f, "verdict_auth: {e}"),
         }
     }
 }
@@ -360,13 +378,13 @@ pub fn parse(json: &[u8]) -> Result<Config, ConfigError> {
         }
     }
     let verdict_header = raw.verdict_header.unwrap_or_else(|| VERDICT_HEADER.into());
-    if !is_field_name(&verdict_header) {
+    if !is_field_name(&verdict_header) || verdict_header == botauth_core::verdict_auth::HEADER {
         return Err(ConfigError::VerdictHeader);
     }
     let agent_header = match raw.agent_header {
         None => Some(AGENT_HEADER.to_string()),
         Some(h) if h.is_empty() => None,
-        Some(h) if is_field_name(&h) && h != verdict_header => Some(h),
+        Some(h) if is_field_name(&h) && h != verdict_header && h != botauth_core::verdict_auth::HEADER => Some(h),
         Some(_) => return Err(ConfigError::AgentHeader),
     };
     if agent_header.as_deref() == Some(verdict_header.as_str()) {
@@ -412,6 +430,16 @@ pub fn parse(json: &[u8]) -> Result<Config, ConfigError> {
             verify_time: m.verify_time.unwrap_or(true),
         },
     };
+    let verdict_auth = match raw.verdict_auth {
+        None => None,
+        Some(v) => {
+            use base64::Engine as _;
+            let secret = base64::engine::general_purpose::STANDARD
+                .decode(v.secret_base64.trim())
+                .map_err(|_| ConfigError::VerdictAuthBase64)?;
+            Some(VerdictKey::new(&v.kid, &secret).map_err(ConfigError::VerdictAuthKey)?)
+        }
+    };
     let stat_prefix = raw.stat_prefix.unwrap_or_else(|| "botauth".into());
     if !is_name(&stat_prefix) {
         return Err(ConfigError::Name("stat_prefix"));
@@ -432,6 +460,7 @@ pub fn parse(json: &[u8]) -> Result<Config, ConfigError> {
         metrics,
         stat_prefix,
         retry_after: raw.retry_after.unwrap_or(RETRY_AFTER_SECS),
+        verdict_auth,
         testing_fixed_now: raw.testing_fixed_now,
         skipped,
     })
@@ -483,6 +512,42 @@ mod tests {
 
     fn err(json: &str) -> String {
         parse(json.as_bytes()).err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn verdict_auth_member() {
+        // 32 bytes: "0123456789abcdef0123456789abcdef".
+        let b64 = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+        let c = parse(with(&format!(r#","verdict_auth":{{"kid":"k1","secret_base64":"{b64}"}}"#)).as_bytes()).unwrap();
+        assert_eq!(c.verdict_auth, Some(VerdictKey::new("k1", b"0123456789abcdef0123456789abcdef").unwrap()));
+        assert!(!format!("{c:?}").contains(b64) && !format!("{c:?}").contains("0123456789abcdef"), "never shown");
+        assert_eq!(parse(with("").as_bytes()).unwrap().verdict_auth, None, "off by default");
+        // 31 bytes.
+        let short = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZQ==";
+        assert_eq!(
+            parse(with(&format!(r#","verdict_auth":{{"kid":"k1","secret_base64":"{short}"}}"#)).as_bytes()).err(),
+            Some(ConfigError::VerdictAuthKey(KeyError::SecretTooShort { len: 31 }))
+        );
+        assert_eq!(
+            parse(with(r#","verdict_auth":{"kid":"k1","secret_base64":"not base64!"}"#).as_bytes()).err(),
+            Some(ConfigError::VerdictAuthBase64)
+        );
+        assert_eq!(
+            parse(with(&format!(r#","verdict_auth":{{"kid":"k 1","secret_base64":"{b64}"}}"#)).as_bytes()).err(),
+            Some(ConfigError::VerdictAuthKey(KeyError::KidCharset))
+        );
+        assert!(err(&with(r#","verdict_auth":{"kid":"k1"}"#)).contains("secret_base64"));
+        assert!(err(&with(&format!(r#","verdict_auth":{{"kid":"k1","secret":"{b64}"}}"#))).contains("unknown field"));
+        let e = err(&with(&format!(r#","verdict_auth":{{"kid":"k1","secret_base64":"{short}"}}"#)));
+        assert!(e.contains("31 bytes") && !e.contains(short), "{e}");
+        assert_eq!(
+            parse(with(r#","verdict_header":"botauth-verdict-auth""#).as_bytes()).err(),
+            Some(ConfigError::VerdictHeader)
+        );
+        assert_eq!(
+            parse(with(r#","agent_header":"botauth-verdict-auth""#).as_bytes()).err(),
+            Some(ConfigError::AgentHeader)
+        );
     }
 
     #[test]

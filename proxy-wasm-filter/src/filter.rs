@@ -23,6 +23,7 @@ use botauth_core::directory::{
     record, verify_with_directories, AgentDirectory, Entries, Entry, FetchReason, State, Step, TransportError,
 };
 use botauth_core::outcome::{request_event, verdict_header, EventContext};
+use botauth_core::verdict_auth;
 use botauth_core::{check_replay, verify, Mode, Reason, Rejected, Verdict};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -276,6 +277,7 @@ impl HttpContext for Http {
         // A client must never be able to claim a verdict (or an agent): strip first, on every
         // request.
         let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, &cfg.verdict_header);
+        let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, verdict_auth::HEADER);
         if let Some(h) = &cfg.agent_header {
             let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, h);
         }
@@ -467,15 +469,34 @@ fn replay_check(cfg: &Config, verdict: Verdict) -> Verdict {
     }
 }
 
-/// The verdict header, and for a verified agent with a label the agent header.
+/// The verdict header (with its authentication when configured), and for a verified agent
+/// with a label the agent header.
 fn set_upstream_headers(cfg: &Config, verdict: &Verdict) {
     if let Some(value) = verdict_header(verdict) {
         let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, &cfg.verdict_header, Some(&value));
+        if let Some(key) = &cfg.verdict_auth {
+            authenticate_verdict(cfg, key, &value);
+        }
     }
     if let (Verdict::Verified(v), Some(name)) = (verdict, &cfg.agent_header) {
         if let Some(label) = v.agent.as_deref().and_then(|a| cfg.label(a)) {
             let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(label));
         }
+    }
+}
+
+/// Add `botauth-verdict-auth`: core's MAC over the verdict and the method, authority and
+/// target that core verified.
+fn authenticate_verdict(cfg: &Config, key: &verdict_auth::VerdictKey, verdict: &str) {
+    let req = request::build(read_request(), cfg.scheme.as_deref(), cfg.authority);
+    let binding = verdict_auth::Binding { verdict, method: &req.method, authority: &req.authority, path: &req.target };
+    match verdict_auth::sign(key, &binding, now(cfg)) {
+        Ok(auth) => {
+            let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, verdict_auth::HEADER, Some(&auth));
+        }
+        // No HTTP request carries control characters; if one did, the upstream sees no
+        // authentication, which it refuses.
+        Err(e) => log(LogLevel::Warn, &format!("botauth: verdict not authenticated: {e}")),
     }
 }
 

@@ -401,6 +401,67 @@ fn spoofed_verdict_header_is_stripped() {
     drop(envoy);
 }
 
+/// `verdict_auth` on: the upstream receives a `botauth-verdict-auth` that core's checker
+/// accepts for the request it saw (method, Host, target), on the shipped chain and with the
+/// filter alone; a forged client copy never reaches it, signed or not.
+#[test]
+fn verdict_auth_reaches_the_upstream_and_forgeries_do_not() {
+    use base64::Engine as _;
+    use botauth_core::verdict_auth::{check, AuthError, Binding, VerdictKey};
+    const SECRET: &[u8; 32] = b"envoy-test-secret-of-32-bytes-ab";
+    const FORGED: &str = "t=1735689700, kid=\"k1\", mac=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:";
+    let case = verified_case();
+    let mut config = plugin_config(&case, "enforce", None).unwrap_or_else(|e| panic!("{e}"));
+    config["verdict_auth"] =
+        json!({ "kid": "k1", "secret_base64": base64::engine::general_purpose::STANDARD.encode(SECRET) });
+    let origin = Origin::start().unwrap_or_else(|e| panic!("origin: {e}"));
+    let (admin, shipped, alone) = match ports(3)[..] {
+        [a, s, w] => (a, s, w),
+        _ => unreachable!(),
+    };
+    let listeners = [
+        Listener { port: shipped, config: config.clone(), chain: Chain::Matcher },
+        Listener { port: alone, config, chain: Chain::WasmOnly },
+    ];
+    let envoy = Envoy::start(&render_main(admin, origin.port(), &listeners), admin, &[shipped, alone]);
+    let keys = [VerdictKey::new("k1", SECRET).unwrap_or_else(|e| panic!("{e}"))];
+    let forged = [("botauth-verdict-auth", FORGED), ("Botauth-Verdict-Auth", FORGED)];
+    let mut unsigned = case.clone();
+    unsigned.request.headers.retain(|(n, _)| !n.to_ascii_lowercase().starts_with("signature"));
+    for port in [shipped, alone] {
+        origin.clear();
+        let res = send(port, &unsigned, &forged);
+        assert_eq!(res.status, 200, "{}", res.text());
+        assert!(values(&seen_headers(&res), "botauth-verdict-auth").is_empty(), "{port}: forged copy reached it");
+
+        let res = send(port, &case, &forged);
+        assert_eq!(res.status, 200, "{}", res.text());
+        let seen = origin.seen();
+        let at = seen.last().unwrap_or_else(|| panic!("nothing reached the origin"));
+        let all = |name: &str| -> Vec<&str> {
+            at.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+        };
+        let (verdicts, auths) = (all("botauth-verdict"), all("botauth-verdict-auth"));
+        assert_eq!((verdicts.len(), auths.len()), (1, 1), "{port}: {:?}", at.headers);
+        assert_ne!(auths[0], FORGED);
+        let binding = Binding {
+            verdict: verdicts[0],
+            method: &at.method,
+            authority: at.header("host").unwrap_or_default(),
+            path: &at.target,
+        };
+        let ok = check(auths[0], &binding, &keys, case.now, 30).unwrap_or_else(|e| panic!("{port}: {e}"));
+        assert_eq!((ok.kid.as_str(), ok.t), ("k1", case.now));
+        let moved = Binding { path: "/elsewhere", ..binding };
+        assert_eq!(check(auths[0], &moved, &keys, case.now, 30), Err(AuthError::BadMac));
+        assert_eq!(check(auths[0], &binding, &keys, case.now + 31, 30), Err(AuthError::Stale { age: 31 }));
+
+        assert_eq!(send(port, &tampered(&case), &forged).status, 403);
+        assert_eq!(origin.seen().len(), 2, "the rejected request must not reach the origin");
+    }
+    drop(envoy);
+}
+
 /// Monitor mode forwards a failing signature with `rejected;reason=…`, counts it, logs it.
 #[test]
 fn monitor_mode_forwards_and_records() {

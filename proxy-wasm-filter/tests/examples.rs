@@ -76,8 +76,10 @@ fn envoy_chains_strip_the_filters_headers() {
     for yaml in [ENVOY, ENVOY_RATELIMIT, ENVOY_GLOBAL] {
         let c = envoy_config(yaml);
         let removed: BTreeSet<&str> = yaml.lines().filter_map(|l| l.trim().strip_prefix("- remove: ")).collect();
+        // The verdict authentication is stripped whether or not it is configured.
+        let auth = Some(botauth_core::verdict_auth::HEADER);
         let sent: BTreeSet<&str> =
-            [Some(c.verdict_header.as_str()), c.agent_header.as_deref()].into_iter().flatten().collect();
+            [Some(c.verdict_header.as_str()), auth, c.agent_header.as_deref()].into_iter().flatten().collect();
         assert_eq!(removed, sent);
         let mutation = yaml.find("envoy.filters.http.header_mutation").unwrap_or(usize::MAX);
         let filter = yaml.find("# botauth-filter: begin").unwrap_or(0);
@@ -141,7 +143,8 @@ fn kong_example_configuration_is_valid() {
 fn accepted(make: impl Fn(Value) -> Value) -> BTreeSet<String> {
     let json = make(serde_json::json!({ "zz_unknown": 1 })).to_string();
     let err = config::parse(json.as_bytes()).err().map(|e| e.to_string()).unwrap_or_default();
-    let list = err.split("expected one of").nth(1).unwrap_or_else(|| panic!("{err}"));
+    // "expected one of `a`, `b`, `c`", or with two members "expected `a` or `b`".
+    let list = err.split("expected").nth(1).unwrap_or_else(|| panic!("{err}"));
     list.split('`').skip(1).step_by(2).map(String::from).collect()
 }
 
@@ -175,7 +178,7 @@ fn kong_schema_matches_the_filter() {
     assert_eq!(schema_members(&schema["properties"]["policy"]["properties"]["limits"]), limits, "policy.limits");
     let replay = accepted(|x| with(serde_json::json!({ "replay": x })));
     assert_eq!(schema_members(&schema["properties"]["replay"]), replay, "replay");
-    for member in ["directory_cache", "log", "metrics"] {
+    for member in ["directory_cache", "log", "metrics", "verdict_auth"] {
         let got = accepted(|x| with(serde_json::json!({ member: x })));
         assert_eq!(schema_members(&schema["properties"][member]), got, "{member}");
     }

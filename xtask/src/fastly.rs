@@ -47,7 +47,7 @@ pub fn test() -> Result<(), String> {
         "--no-fail-fast",
     ]))?;
 
-    banner("fastly: integration tests against Viceroy (fixtures, shield hop, stores, cache classes, key directories)");
+    banner("fastly: integration tests against Viceroy (fixtures, shield hop, stores, cache classes, key directories, verdict auth)");
     run(cargo().env("BOTAUTH_FASTLY_WASM", &wasm).env("VICEROY", &viceroy).args([
         "test",
         "-p",
@@ -58,6 +58,8 @@ pub fn test() -> Result<(), String> {
         "conformance",
         "--test",
         "directories",
+        "--test",
+        "verdict_auth",
         "--",
         "--test-threads",
         "2",

@@ -13,7 +13,7 @@ use std::process::Command;
 use crate::util::{banner, have, root, run as run_cmd};
 
 /// The targets of `fuzz/Cargo.toml`: one per public entry point, plus a round trip.
-const TARGETS: [&str; 8] = [
+const TARGETS: [&str; 9] = [
     "signature_input",
     "signature_agent",
     "signature_base",
@@ -22,6 +22,7 @@ const TARGETS: [&str; 8] = [
     "directory_document",
     "directory_fetch",
     "agent_uri",
+    "verdict_auth",
 ];
 
 pub fn run(args: &[String]) -> Result<(), String> {

@@ -105,6 +105,8 @@ pub struct Setup {
     /// The directory KV store `botauth_directories` with these items (key, value);
     /// `None` leaves it out of the manifest.
     pub directory_kv: Option<Vec<(String, String)>>,
+    /// The Secret Store `botauth_secrets` with these items (key, data); `None` leaves it out.
+    pub secrets: Option<Vec<(String, String)>>,
 }
 
 impl Setup {
@@ -122,6 +124,7 @@ impl Setup {
             shield: None,
             backends: Vec::new(),
             directory_kv: None,
+            secrets: None,
         }
     }
 
@@ -158,6 +161,11 @@ impl Setup {
             let items: Vec<String> =
                 items.iter().map(|(k, v)| format!("{{ key = {}, data = {} }}", toml_str(k), toml_str(v))).collect();
             m.push_str(&format!("botauth_directories = [{}]\n", items.join(", ")));
+        }
+        if let Some(items) = &self.secrets {
+            let items: Vec<String> =
+                items.iter().map(|(k, v)| format!("{{ key = {}, data = {} }}", toml_str(k), toml_str(v))).collect();
+            m.push_str(&format!("[local_server.secret_stores]\nbotauth_secrets = [{}]\n", items.join(", ")));
         }
         for (name, items) in [("botauth_settings", &self.settings), ("botauth_jwks", &self.jwks)] {
             if let Some(items) = items {
