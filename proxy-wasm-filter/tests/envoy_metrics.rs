@@ -57,11 +57,14 @@ fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
     samples.iter().find(|s| s.name == name && s.labels == want).map_or(0.0, |s| s.value)
 }
 
+/// One label matcher of a selector: (label, operator, value).
+type Matcher = (String, String, String);
+
 /// What a PromQL expression refers to.
 #[derive(Debug, Default, PartialEq)]
 struct Refs {
-    /// Metric names, each with its label matchers (label, operator, value).
-    metrics: Vec<(String, Vec<(String, String, String)>)>,
+    /// Metric names, each with its label matchers.
+    metrics: Vec<(String, Vec<Matcher>)>,
     /// Labels named in `by (…)`, `without (…)`, `on (…)`, `ignoring (…)`.
     grouping: BTreeSet<String>,
 }
@@ -163,7 +166,7 @@ fn promql_refs(expr: &str) -> Refs {
 }
 
 /// `a="x", b=~"y|z"` into (label, operator, value).
-fn split_matchers(inside: &str) -> Vec<(String, String, String)> {
+fn split_matchers(inside: &str) -> Vec<Matcher> {
     let mut out = Vec::new();
     let mut rest = inside.trim();
     while !rest.is_empty() {

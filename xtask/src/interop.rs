@@ -155,6 +155,40 @@ fn scenarios() -> Vec<Scenario> {
             ],
         },
         Scenario {
+            // The WG draft's dictionary form with an `agent2`-style key; one member, so the
+            // whole-field coverage npm produces names it unambiguously.
+            name: "npm-signed/dictionary-agent2 (one member, whole field covered)",
+            signer: Signer::Npm {
+                target: "/articles/42",
+                headers: vec![
+                    ("Signature-Agent", format!("agent2=\"{AGENT}\"")),
+                    ("User-Agent", "interop-test/1.0".into()),
+                ],
+                components: None,
+            },
+            agent_bound: true,
+            expect: all,
+            botauth_reason: None,
+            tampers: vec![("host", tamper_host, SIG_INVALID), ("signature-agent", tamper_agent, UNKNOWN_KEY)],
+        },
+        Scenario {
+            // draft-ietf-webbotauth-httpsig-protocol §4.1: the agent MUST be https. The peers
+            // only check the signature; botauth refuses the agent.
+            name: "npm-signed/http-agent (refused by botauth: https is a MUST)",
+            signer: Signer::Npm {
+                target: "/articles/42",
+                headers: vec![
+                    ("Signature-Agent", format!("\"{}\"", AGENT.replacen("https://", "http://", 1))),
+                    ("User-Agent", "interop-test/1.0".into()),
+                ],
+                components: None,
+            },
+            agent_bound: true,
+            expect: [false, true, true],
+            botauth_reason: Some("signature_agent_not_https"),
+            tampers: vec![],
+        },
+        Scenario {
             name: "npm-signed/no-agent",
             signer: Signer::Npm { target: "/articles/42", headers: vec![], components: None },
             agent_bound: false,
