@@ -112,6 +112,18 @@ impl SignatureAgent {
         }
     }
 
+    /// [`Self::agents`] plus the https URIs of ignored members (with parameters): the agents
+    /// whose keys a host with a partial keyring (one store lookup per agent) must load so
+    /// that it finds what core finds in a full keyring, where an ignored member's key is
+    /// searched under every agent.
+    pub fn key_candidates(&self) -> Vec<AgentUri> {
+        let usable = |m: &Member| Member { uri: m.uri.clone(), parameters: false }.agent().ok().flatten();
+        match self {
+            Self::Legacy(m) => usable(m).into_iter().collect(),
+            Self::Dictionary(members) => members.iter().filter_map(|(_, m)| usable(m)).collect(),
+        }
+    }
+
     /// Whether the dictionary has a member keyed `label` (always false for the legacy form).
     pub fn has_member(&self, label: &str) -> bool {
         matches!(self, Self::Dictionary(members) if members.iter().any(|(k, _)| k == label))
@@ -137,6 +149,8 @@ mod tests {
         assert_eq!(d.agent_for(None), Err(Reason::SignatureAgentAmbiguous));
         assert_eq!(d.agent_for(Some("x")), Err(Reason::DictionaryMemberMissing));
         assert_eq!(d.agents().iter().map(AgentUri::as_str).collect::<Vec<_>>(), ["https://b.test"]);
+        let all = d.key_candidates();
+        assert_eq!(all.iter().map(AgentUri::as_str).collect::<Vec<_>>(), ["https://a.test", "https://b.test"]);
         assert!(d.has_member("sig1") && !d.has_member("x") && !legacy.has_member("sig1"));
         assert_eq!(parse(b"https://chatgpt.com"), Err(Reason::SignatureAgentMalformed));
         assert_eq!(parse(b"sig1=1"), Err(Reason::SignatureAgentMalformed));

@@ -70,7 +70,7 @@ fn candidate_agents(req: &Request, policy: &Policy) -> Vec<String> {
         return Vec::new();
     }
     let mut agents: Vec<String> = signature_agent::parse(&joined)
-        .map(|sa| sa.agents().iter().map(|a| String::from(a.as_str())).collect())
+        .map(|sa| sa.key_candidates().iter().map(|a| String::from(a.as_str())).collect())
         .unwrap_or_default();
     agents.dedup();
     agents.truncate(MAX_AGENTS);

@@ -207,8 +207,11 @@ fn first_request_fetches_the_next_hundred_do_not_and_only_listed_agents_are_fetc
     let before = origin.seen().len();
     let resp = send(&svc, &a, "https://evil.test");
     assert_eq!((resp.status, problem_code(&resp).as_str()), (403, "agent_not_allowed"));
-    let resp = send(&svc, &a, &format!("{}/.well-known/x", agent.server.base_url()));
+    let url = format!("{}/.well-known/x", agent.server.base_url());
+    let resp = send(&svc, &a, &url.replacen("http://", "https://", 1));
     assert_eq!((resp.status, problem_code(&resp).as_str()), (403, "agent_not_allowed"), "a URL is never fetched");
+    let resp = send(&svc, &a, &url);
+    assert_eq!((resp.status, problem_code(&resp).as_str()), (400, "signature_agent_not_https"), "nor an http one");
     assert_eq!(origin.seen().len(), before, "rejections never reach the origin");
     assert_eq!(agent.fetches(), 1);
     assert!(fetch_events(&mut svc).is_empty(), "nothing was fetched for unlisted agents");

@@ -272,9 +272,12 @@ fn unlisted_agent_causes_no_fetch() {
     let key = Key::rfc();
     let a = Agent::new("https://agent-a.test", "agent-a", Behaviour::jwks(&jwks(&[&key]), 3600));
     let gw = gateway(&[&a], json!({}), json!({ "prefetch": false }));
-    for agent in ["https://unlisted.test", &format!("http://127.0.0.1:{}", a.server.port())] {
+    for agent in ["https://unlisted.test", &format!("https://127.0.0.1:{}", a.server.port())] {
         assert_rejected(&get(gw.port, &signed(agent, &key)), 403, "agent_not_allowed");
     }
+    // An http agent is refused before any lookup (draft-ietf-webbotauth-httpsig-protocol §4.1).
+    let plain = format!("http://127.0.0.1:{}", a.server.port());
+    assert_rejected(&get(gw.port, &signed(&plain, &key)), 400, "signature_agent_not_https");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(a.server.fetches(), 0, "no call for an agent that is not allow-listed");
 }
