@@ -304,16 +304,7 @@ fn single(config: Value) -> (Envoy, Origin, u16) {
 fn shipped_chain_strips_forgeries_and_runs_the_filter_only_when_signed() {
     let case = verified_case();
     let config = plugin_config(&case, "enforce", None).unwrap_or_else(|e| panic!("{e}"));
-    let origin = Origin::start().unwrap_or_else(|e| panic!("origin: {e}"));
-    let (admin, shipped, alone) = match ports(3)[..] {
-        [a, s, w] => (a, s, w),
-        _ => unreachable!(),
-    };
-    let listeners = [
-        Listener { port: shipped, config: config.clone(), chain: Chain::Matcher },
-        Listener { port: alone, config, chain: Chain::WasmOnly },
-    ];
-    let envoy = Envoy::start(&render_main(admin, origin.port(), &listeners), admin, &[shipped, alone]);
+    let (_origin, envoy, shipped, alone) = both_chains(config);
     let forged = [("botauth-verdict", "verified;agent=\"https://evil.test\""), ("BotAuth-Agent", "chatgpt")];
     let mut unsigned = case.clone();
     unsigned.request.headers.retain(|(n, _)| !n.to_ascii_lowercase().starts_with("signature"));
@@ -414,16 +405,7 @@ fn verdict_auth_reaches_the_upstream_and_forgeries_do_not() {
     let mut config = plugin_config(&case, "enforce", None).unwrap_or_else(|e| panic!("{e}"));
     config["verdict_auth"] =
         json!({ "kid": "k1", "secret_base64": base64::engine::general_purpose::STANDARD.encode(SECRET) });
-    let origin = Origin::start().unwrap_or_else(|e| panic!("origin: {e}"));
-    let (admin, shipped, alone) = match ports(3)[..] {
-        [a, s, w] => (a, s, w),
-        _ => unreachable!(),
-    };
-    let listeners = [
-        Listener { port: shipped, config: config.clone(), chain: Chain::Matcher },
-        Listener { port: alone, config, chain: Chain::WasmOnly },
-    ];
-    let envoy = Envoy::start(&render_main(admin, origin.port(), &listeners), admin, &[shipped, alone]);
+    let (origin, envoy, shipped, alone) = both_chains(config);
     let keys = [VerdictKey::new("k1", SECRET).unwrap_or_else(|e| panic!("{e}"))];
     let forged = [("botauth-verdict-auth", FORGED), ("Botauth-Verdict-Auth", FORGED)];
     let mut unsigned = case.clone();
@@ -887,4 +869,20 @@ fn load_bench() {
     if let Some(out) = std::env::var_os("BOTAUTH_BENCH_OUT") {
         std::fs::write(&out, &md).unwrap_or_else(|e| panic!("{e}"));
     }
+}
+
+/// One Envoy with two listeners for `config`: the shipped chain (header_mutation + composite
+/// matcher) and the filter alone; returns the origin, Envoy and the two ports.
+fn both_chains(config: serde_json::Value) -> (Origin, Envoy, u16, u16) {
+    let origin = Origin::start().unwrap_or_else(|e| panic!("origin: {e}"));
+    let (admin, shipped, alone) = match ports(3)[..] {
+        [a, s, w] => (a, s, w),
+        _ => unreachable!(),
+    };
+    let listeners = [
+        Listener { port: shipped, config: config.clone(), chain: Chain::Matcher },
+        Listener { port: alone, config, chain: Chain::WasmOnly },
+    ];
+    let envoy = Envoy::start(&render_main(admin, origin.port(), &listeners), admin, &[shipped, alone]);
+    (origin, envoy, shipped, alone)
 }
