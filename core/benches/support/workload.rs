@@ -119,7 +119,8 @@ impl Workload {
             signed_params_reordered,
             bad_length,
             keys,
-            policy: Policy::web_bot_auth(),
+            // The workload signs with the RFC 9421 test key, which the profile refuses by default.
+            policy: Policy { allow_test_keys: true, ..Policy::web_bot_auth() },
             public_key: *ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(decode32(TEST_KEY_D))).pk,
             base,
             signature,
