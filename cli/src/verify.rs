@@ -67,6 +67,10 @@ pub struct Args {
     /// Trust published test keys (RFC 9421 B.1.4); default: rejected as test_key_rejected.
     #[arg(long)]
     allow_test_keys: bool,
+    /// Agents that always sign (JSON file: `[{"agent": "https://chatgpt.com", "user_agent":
+    /// ["ChatGPT-User"]}]`): an unsigned request claiming one is rejected unverified_claim.
+    #[arg(long, value_name = "FILE")]
+    claims: Option<String>,
     #[command(flatten)]
     target: TargetArgs,
     #[command(flatten)]
@@ -136,6 +140,7 @@ struct Loaded {
     policy: Policy,
     now: u64,
     live: Option<Live>,
+    claims: botauth_core::claims::Claims,
 }
 
 fn load(args: &Args) -> Result<Loaded> {
@@ -163,7 +168,14 @@ fn load(args: &Args) -> Result<Loaded> {
         None => now()?,
     };
     let live = Live::from_args(&args.live)?;
-    Ok(Loaded { request, ring, trusted, policy, now, live })
+    let claims = match &args.claims {
+        None => botauth_core::claims::Claims::default(),
+        Some(path) => {
+            let text = std::fs::read(path).map_err(|e| anyhow!("--claims {path}: {e}"))?;
+            botauth_core::claims::Claims::from_json(&text).map_err(|e| anyhow!("--claims {path}: {e}"))?
+        }
+    };
+    Ok(Loaded { request, ring, trusted, policy, now, live, claims })
 }
 
 /// One directory fetch made while verifying, as reported.
@@ -295,12 +307,21 @@ pub fn verify(args: &Args) -> Result<Outcome> {
         Some(live) => resolve(&l, live)?.0,
         None => botauth_core::verify(&l.request, &l.ring, &l.policy, l.now),
     };
+    let verdict = with_claims(&l, verdict);
     if args.json {
         emit_line(&serde_json::to_string(&verdict_json(&verdict))?)?;
     } else {
         emit_line(&verdict_line(&verdict))?;
     }
     Ok(exit_for(&verdict))
+}
+
+/// An unsigned verdict becomes `unverified_claim` when the request claims a listed agent.
+fn with_claims(l: &Loaded, verdict: Verdict) -> Verdict {
+    match verdict {
+        Verdict::Unsigned => l.claims.verdict(&l.request),
+        other => other,
+    }
 }
 
 /// Verify and print every check, the covered components, the base and the verdict.
@@ -329,6 +350,7 @@ pub fn explain(args: &Args) -> Result<Outcome> {
             (verdict, trace)
         }
     };
+    let verdict = with_claims(&l, verdict);
     if args.json {
         let checks: Vec<_> = trace
             .checks

@@ -918,3 +918,30 @@ fn the_rfc_test_key_is_rejected_unless_allowed() {
     let (code, v) = verify_json(&signed, &public, &["--allow-test-keys"]);
     assert_eq!((code, v["verdict"].as_str()), (0, Some("verified")), "{v}");
 }
+
+/// `--claims`: an unsigned request claiming an agent that always signs is rejected
+/// `unverified_claim` (exit 1); an ordinary one stays unsigned; a bad file is a usage error.
+#[test]
+fn claims_turn_unsigned_claims_into_rejections() {
+    let s = Scratch::new();
+    let (_, public, _) = keygen(&s, "k");
+    let claims = s.write("claims.json", r#"[{"agent": "https://chatgpt.com", "user_agent": ["ChatGPT-User"]}]"#);
+    let claiming =
+        s.write("claim.http", "GET / HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: x ChatGPT-User/1.0\r\n\r\n");
+    let plain = s.write("plain.http", "GET / HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: Firefox/140.0\r\n\r\n");
+    let (code, v) = verify_json(&claiming, &public, &["--claims", &claims]);
+    assert_eq!(
+        (code, v["reason"].as_str(), v["agent"].as_str()),
+        (1, Some("unverified_claim"), Some("https://chatgpt.com")),
+        "{v}"
+    );
+    assert_eq!(v["status"], 403);
+    let (code, v) = verify_json(&plain, &public, &["--claims", &claims]);
+    assert_eq!((code, v["verdict"].as_str()), (1, Some("unsigned")), "{v}");
+    let (code, v) = verify_json(&claiming, &public, &[]);
+    assert_eq!((code, v["verdict"].as_str()), (1, Some("unsigned")), "no claims, no claim: {v}");
+    let bad = s.write("bad.json", r#"[{"agent": "http://chatgpt.com"}]"#);
+    let r = run(&["verify", "--request", &claiming, "--jwks", &public, "--claims", &bad]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("claims[0].agent"), "{}", r.stderr);
+}

@@ -39,6 +39,7 @@ extern crate alloc;
 compile_error!("botauth-core needs an Ed25519 backend: enable `ed25519-compact` or `ed25519-dalek`");
 
 pub mod agent_uri;
+pub mod claims;
 pub mod components;
 pub mod config;
 pub mod content_digest;

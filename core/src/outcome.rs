@@ -17,6 +17,12 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 pub const PROBLEM_TYPE_PREFIX: &str = "urn:botauth:problem:";
 const VERIFIED: &TokenRef = TokenRef::constant("verified");
 const REJECTED: &TokenRef = TokenRef::constant("rejected");
+const UNVERIFIED_CLAIM: &TokenRef = TokenRef::constant("unverified-claim");
+
+/// `Accept-Signature` (RFC 9421 §5.1) sent with an `unverified_claim` 403: asks for a Web Bot
+/// Auth signature covering `@authority` and `signature-agent`, with `created`, `expires` and
+/// the `web-bot-auth` tag.
+pub const ACCEPT_SIGNATURE: &str = r#"sig1=("@authority" "signature-agent");created;expires;tag="web-bot-auth""#;
 
 /// `Retry-After` seconds for 429 answers.
 pub const RETRY_AFTER_SECS: u64 = 60;
@@ -47,6 +53,8 @@ pub fn problem(code: &str, title: &str, status: u16) -> String {
 /// - `verified;keyid="…";label="…";claimed-agent="…"`: the same key, and the signature covers
 ///   a `Signature-Agent` naming that agent; the claim is signed but not bound to the key, so
 ///   an origin must not treat it as `agent`;
+/// - `unverified-claim;agent="…"` (monitor mode): unsigned, but claims an agent the operator
+///   lists as one that always signs;
 /// - `rejected;reason=<code>` (monitor mode).
 pub fn verdict_header(verdict: &Verdict) -> Option<String> {
     match verdict {
@@ -63,6 +71,15 @@ pub fn verdict_header(verdict: &Verdict) -> Option<String> {
                     if let Ok(s) = StringRef::from_str(value) {
                         ser = ser.parameter(key, s);
                     }
+                }
+            }
+            Some(ser.finish())
+        }
+        Verdict::Rejected(Rejected { reason: Reason::UnverifiedClaim, agent, .. }) => {
+            let mut ser = sfv::ItemSerializer::new().bare_item(UNVERIFIED_CLAIM);
+            if let (Some(agent), Ok(key)) = (agent.as_deref(), KeyRef::from_str("agent")) {
+                if let Ok(s) = StringRef::from_str(agent) {
+                    ser = ser.parameter(key, s);
                 }
             }
             Some(ser.finish())
@@ -196,6 +213,15 @@ mod tests {
         assert_eq!((e["agent"].is_null(), e["claimed_agent"].as_str()), (true, Some("https://claimed.test")));
         assert_eq!(verdict_header(&Verdict::from(Reason::Expired)).unwrap(), "rejected;reason=expired");
         assert_eq!(verdict_header(&Verdict::Unsigned), None);
+        let claim = Verdict::Rejected(Rejected {
+            reason: Reason::UnverifiedClaim,
+            label: None,
+            agent: Some("https://chatgpt.com".into()),
+            keyid: None,
+        });
+        assert_eq!(verdict_header(&claim).unwrap(), r#"unverified-claim;agent="https://chatgpt.com""#);
+        let accept = sfv::Parser::new(ACCEPT_SIGNATURE.as_bytes()).parse_dictionary();
+        assert!(accept.is_ok_and(|d: sfv::Dictionary| d.len() == 1), "Accept-Signature is an RFC 8941 dictionary");
         let e: serde_json::Value = serde_json::from_str(&log_event(&v, 42, &[("pop", "AMS")])).unwrap();
         assert_eq!(e["verdict"], "verified");
         assert_eq!(e["pop"], "AMS");

@@ -170,6 +170,9 @@ pub enum Reason {
     /// The `Signature-Agent` names an agent that has no pinned keys and is not on the
     /// operator's directory allow-list: nothing is fetched for it.
     AgentNotAllowed,
+    /// An unsigned request claims an agent the operator lists as one that always signs
+    /// (by its `User-Agent`, or a `Signature-Agent` without a signature).
+    UnverifiedClaim,
     /// The key is a published test key (RFC 9421 B.1.4) and the configuration does not
     /// allow test keys (draft-meunier-web-bot-auth-architecture: verifiers SHOULD reject).
     TestKeyRejected,
@@ -238,6 +241,7 @@ impl Reason {
             Self::KeyExpired => "key_expired",
             Self::SignatureInvalid => "signature_invalid",
             Self::AgentNotAllowed => "agent_not_allowed",
+            Self::UnverifiedClaim => "unverified_claim",
             Self::TestKeyRejected => "test_key_rejected",
             Self::DirectoryUnavailable => "directory_unavailable",
             Self::Replay => "replay",
@@ -300,6 +304,7 @@ impl Reason {
             | KeyExpired
             | SignatureInvalid
             | AgentNotAllowed
+            | UnverifiedClaim
             | TestKeyRejected => Status::Forbidden,
             Replay => Status::TooManyRequests,
             DirectoryUnavailable => Status::ServiceUnavailable,
@@ -362,6 +367,7 @@ impl Reason {
             KeyExpired => "the key has expired",
             SignatureInvalid => "the signature does not verify",
             AgentNotAllowed => "this agent is not trusted here",
+            UnverifiedClaim => "this agent always signs its requests; this one is unsigned",
             TestKeyRejected => "a published test key is not trusted",
             DirectoryUnavailable => "the agent's key directory is unavailable",
             Replay => "the nonce was already used",
@@ -423,6 +429,7 @@ impl Reason {
         Self::KeyExpired,
         Self::SignatureInvalid,
         Self::AgentNotAllowed,
+        Self::UnverifiedClaim,
         Self::TestKeyRejected,
         Self::Replay,
         Self::DirectoryUnavailable,

@@ -53,6 +53,11 @@ pub mod item {
     /// as the proxy-wasm filter's configuration, e.g. `{"mode":"monitor","clock_skew":30}`.
     /// Absent = the Web Bot Auth defaults in enforce mode.
     pub const POLICY: &str = "policy";
+    /// Agents that always sign: JSON of `botauth_core::claims::Claims`, e.g.
+    /// `[{"agent": "https://chatgpt.com", "user_agent": ["ChatGPT-User", "ChatGPT Agent"]}]`.
+    /// An unsigned request claiming one is `unverified_claim` (403 in enforce mode). Invalid:
+    /// logged, and no claims are checked (unsigned traffic is never refused for it).
+    pub const CLAIMS: &str = "claims";
     /// JSON array of cache classes (see `cache.rs`); absent = the built-in classes.
     pub const CACHE_CLASSES: &str = "cache_classes";
     /// Shield site code, e.g. `bfi-wa-us`; absent or empty = no shielding.
@@ -119,6 +124,8 @@ pub struct Common {
     pub cache_classes: Option<Vec<CacheClass>>,
     /// Debug headers.
     pub debug: bool,
+    /// Agents that always sign (empty: unsigned requests are not looked at).
+    pub claims: botauth_core::claims::Claims,
 }
 
 /// Settings needed only for signed requests.
@@ -194,10 +201,11 @@ impl Settings {
         };
         let mut errors = Vec::new();
         let debug = self.read(&mut errors, item::DEBUG, parse_bool).unwrap_or(false);
+        let claims = self.read(&mut errors, item::CLAIMS, parse_claims).unwrap_or_default();
         for e in errors {
             crate::log::config_problem(&e);
         }
-        Common { shield_site, cache_classes, debug }
+        Common { shield_site, cache_classes, debug, claims }
     }
 
     /// The settings for verification, or a description of every invalid item.
@@ -266,6 +274,10 @@ pub fn parse_scheme(v: &str) -> Result<String, String> {
 }
 
 /// The `policy` item, validated by core (shared with the proxy-wasm filter).
+pub fn parse_claims(v: &str) -> Result<botauth_core::claims::Claims, String> {
+    botauth_core::claims::Claims::from_json(v.as_bytes()).map_err(|e| e.to_string())
+}
+
 pub fn parse_policy(v: &str) -> Result<Policy, String> {
     PolicyConfig::from_json(v.as_bytes()).and_then(|c| c.to_policy()).map_err(|e| e.to_string())
 }

@@ -64,8 +64,13 @@ fn main() -> Result<(), fastly::Error> {
     let settings = Settings::open();
     let common = settings.common();
     let role = shield::role(common.shield_site.as_deref());
-    // Only signed requests read the verification settings (and are parsed at all).
-    let verification = request::is_signed(&req).then(|| settings.verification());
+    // Only signed requests, and unsigned ones that claim an agent listed as always signing,
+    // read the verification settings (and are parsed at all).
+    let signed = request::is_signed(&req);
+    let claimed = !signed
+        && !common.claims.is_empty()
+        && common.claims.claimed(&request::EdgeRequest::new(&req, "https", None)).is_some();
+    let verification = (signed || claimed).then(|| settings.verification());
     let mut refresh = None;
     let resp = handle(req, &common, &role, verification.as_ref(), &mut refresh);
     resp.send_to_client();
@@ -86,7 +91,7 @@ fn handle<'v>(
     refresh: &mut Option<directory::Refresh<'v>>,
 ) -> Response {
     let checked = match verification {
-        Some(v) => match check(&mut req, v, role, refresh) {
+        Some(v) => match check(&mut req, v, &common.claims, role, refresh) {
             Ok(checked) => Some(checked),
             Err(mut resp) => {
                 if common.debug {
@@ -163,14 +168,11 @@ fn authenticate_verdict(req: &mut Request, key: &verdict_auth::VerdictKey, verdi
 fn check<'v>(
     req: &mut Request,
     v: &'v Result<Verification, String>,
+    claims: &botauth_core::claims::Claims,
     role: &Role,
     refresh: &mut Option<directory::Refresh<'v>>,
 ) -> Result<Checked, Box<Response>> {
     let v = v.as_ref().map_err(|e| {
-        log::config_problem(&format!("{e}; signed requests fail closed (503)"));
-        Box::new(response::unavailable())
-    })?;
-    let keys = keys::load(req, &v.policy).map_err(|e| {
         log::config_problem(&format!("{e}; signed requests fail closed (503)"));
         Box::new(response::unavailable())
     })?;
@@ -183,6 +185,15 @@ fn check<'v>(
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
         }
     };
+    if !request::is_signed(req) {
+        // An unsigned claim of an agent that always signs: no keys, no parsing.
+        let verdict = claims.verdict(&request::EdgeRequest::new(req, &v.scheme, None));
+        return decide(req, verdict, 0, v, role, now, false);
+    }
+    let keys = keys::load(req, &v.policy).map_err(|e| {
+        log::config_problem(&format!("{e}; signed requests fail closed (503)"));
+        Box::new(response::unavailable())
+    })?;
     let body = buffered_body(req, v.max_body);
     let (mut verdict, verify_us) = {
         let edge =
@@ -208,6 +219,21 @@ fn check<'v>(
         (Verdict::Verified(ok), Some(limit), Role::Direct | Role::Edge(_)) => rate::over_limit(limit, ok),
         _ => false,
     };
+    decide(req, verdict, verify_us, v, role, now, limited)
+}
+
+/// Log the verdict, then answer (enforce-mode rejection, rate limit) or go on with the
+/// verdict header.
+#[cfg(target_arch = "wasm32")]
+fn decide(
+    req: &Request,
+    verdict: Verdict,
+    verify_us: u64,
+    v: &Verification,
+    role: &Role,
+    now: u64,
+    limited: bool,
+) -> Result<Checked, Box<Response>> {
     let ctx = outcome::EventContext { time: now, mode: v.policy.mode, target: req.get_path() };
     log::verdict(&verdict, verify_us, &ctx, role.name(), limited);
     match (&verdict, v.policy.mode) {

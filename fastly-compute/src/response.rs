@@ -16,6 +16,10 @@ pub fn rejected(reason: Reason) -> Response {
     if status == StatusCode::TOO_MANY_REQUESTS {
         resp.set_header(header::RETRY_AFTER, RETRY_AFTER_SECS.to_string());
     }
+    // RFC 9421 §5.1: tell an honest agent what signature is wanted.
+    if reason == Reason::UnverifiedClaim {
+        resp.set_header("accept-signature", outcome::ACCEPT_SIGNATURE);
+    }
     resp
 }
 

@@ -375,3 +375,58 @@ fn shield_hop_reverifies_and_never_trusts_a_bare_verdict() {
     let s = shield.new_log_events();
     assert_eq!(s.last().and_then(|e| e["reason"].as_str()), Some("replay"));
 }
+
+/// Agents listed as always signing: an unsigned request claiming one (by `User-Agent`, or a
+/// bare `Signature-Agent`) is `unverified_claim`: 403 with `Accept-Signature` in enforce mode,
+/// forwarded with `unverified-claim;agent=…` in monitor mode. Other unsigned traffic is
+/// untouched, and an invalid claims item never blocks it.
+#[test]
+fn unsigned_claims_of_agents_that_always_sign() {
+    const CLAIMS: &str = r#"[{"agent": "https://chatgpt.com", "user_agent": ["ChatGPT-User", "ChatGPT Agent"]}]"#;
+    const UA: &str = "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko); compatible; ChatGPT-User/1.0";
+    let origin = origin();
+    let mut svc = Service::start(&Setup::standard().with_setting("claims", CLAIMS), origin.port());
+    origin.clear(); // Viceroy probes each backend once at startup
+    for claim in [("User-Agent", UA), ("Signature-Agent", "\"https://chatgpt.com\"")] {
+        let resp = svc.send("GET", "/tickets", &headers(&[("Host", "example.com"), claim]), None);
+        assert_eq!(resp.status, 403, "{claim:?}: {}", resp.text());
+        assert_eq!(problem(&resp)["code"], "unverified_claim");
+        let accept = resp.header("accept-signature").unwrap_or_default();
+        assert!(accept.contains("tag=\"web-bot-auth\"") && accept.contains("\"signature-agent\""), "{accept}");
+        let e = svc.new_log_events();
+        assert_eq!(
+            (e.len(), e[0]["reason"].as_str(), e[0]["agent"].as_str()),
+            (1, Some("unverified_claim"), Some("https://chatgpt.com"))
+        );
+    }
+    assert!(origin.seen().is_empty(), "an enforced claim never reaches the origin");
+    let firefox = headers(&[("Host", "example.com"), ("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0")]);
+    assert_eq!(svc.send("GET", "/", &firefox, None).status, 200);
+    assert!(svc.new_log_events().is_empty(), "ordinary visitors are not logged");
+    assert!(origin.seen()[0].header("botauth-verdict").is_none());
+    // A signed request with the same User-Agent is verified as usual.
+    let mut signed = signed_headers(&Sig::default());
+    signed.push(("User-Agent".into(), UA.into()));
+    assert_eq!(svc.send("GET", "/ok", &signed, None).status, 200);
+    drop(svc);
+
+    let setup = Setup::standard()
+        .with_setting("claims", CLAIMS)
+        .with_setting("policy", r#"{"mode":"monitor","allow_test_keys":true}"#);
+    let mut svc = Service::start(&setup, origin.port());
+    origin.clear();
+    let resp = svc.send("GET", "/m", &headers(&[("Host", "example.com"), ("User-Agent", UA)]), None);
+    assert_eq!(resp.status, 200, "monitor mode forwards");
+    assert_eq!(origin.seen()[0].header("botauth-verdict"), Some(r#"unverified-claim;agent="https://chatgpt.com""#));
+    assert_eq!(svc.new_log_events().len(), 1);
+    drop(svc);
+
+    // An invalid claims item is logged and checks nothing: unsigned traffic still flows.
+    let svc = Service::start(&Setup::standard().with_setting("claims", "[{\"agent\": \"http://x\"}]"), origin.port());
+    origin.clear();
+    let resp = svc.send("GET", "/", &headers(&[("Host", "example.com"), ("User-Agent", UA)]), None);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let (_, stderr) = svc.output();
+    assert!(stderr.contains("claims[0].agent"), "{stderr}");
+}

@@ -20,7 +20,8 @@
 //!   "metrics": { "enabled": true, "agents": true, "verify_time": true },
 //!   "stat_prefix": "botauth",
 //!   "retry_after": 60,
-//!   "verdict_auth": { "kid": "k1", "secret_base64": "…" }
+//!   "verdict_auth": { "kid": "k1", "secret_base64": "…" },
+//!   "claims": [{ "agent": "https://chatgpt.com", "user_agent": ["ChatGPT-User", "ChatGPT Agent"] }]
 //! }
 //! ```
 
@@ -59,6 +60,7 @@ struct Raw {
     stat_prefix: Option<String>,
     retry_after: Option<u64>,
     verdict_auth: Option<RawVerdictAuth>,
+    claims: Option<Vec<botauth_core::claims::ClaimConfig>>,
     /// Testing only: verify as if the clock read this unix time.
     testing_fixed_now: Option<u64>,
 }
@@ -186,6 +188,8 @@ pub struct Config {
     pub retry_after: u64,
     /// The key that authenticates the verdict header (`botauth-verdict-auth`), if enabled.
     pub verdict_auth: Option<VerdictKey>,
+    /// Agents that always sign: an unsigned request claiming one is `unverified_claim`.
+    pub claims: botauth_core::claims::Claims,
     /// Testing only: a fixed clock.
     pub testing_fixed_now: Option<u64>,
     /// Keys that were skipped, for warnings: `(agent, index, reason code)`.
@@ -252,6 +256,8 @@ pub enum ConfigError {
     VerdictAuthBase64,
     /// `verdict_auth` has an invalid kid or a secret shorter than 32 bytes.
     VerdictAuthKey(KeyError),
+    /// `claims` is invalid (the entry and the rule).
+    Claims(botauth_core::claims::ClaimsError),
 }
 
 impl fmt::Display for ConfigError {
@@ -287,6 +293,7 @@ impl fmt::Display for ConfigError {
             Self::OutOfRange(what) => write!(f, "{what}"),
             Self::VerdictAuthBase64 => f.write_str("verdict_auth.secret_base64 is not base64"),
             Self::VerdictAuthKey(e) => write!(f, "verdict_auth: {e}"),
+            Self::Claims(e) => write!(f, "{e}"),
         }
     }
 }
@@ -440,6 +447,10 @@ pub fn parse(json: &[u8]) -> Result<Config, ConfigError> {
             Some(VerdictKey::new(&v.kid, &secret).map_err(ConfigError::VerdictAuthKey)?)
         }
     };
+    let claims = match raw.claims {
+        None => botauth_core::claims::Claims::default(),
+        Some(c) => botauth_core::claims::Claims::from_configs(&c).map_err(ConfigError::Claims)?,
+    };
     let stat_prefix = raw.stat_prefix.unwrap_or_else(|| "botauth".into());
     if !is_name(&stat_prefix) {
         return Err(ConfigError::Name("stat_prefix"));
@@ -461,6 +472,7 @@ pub fn parse(json: &[u8]) -> Result<Config, ConfigError> {
         stat_prefix,
         retry_after: raw.retry_after.unwrap_or(RETRY_AFTER_SECS),
         verdict_auth,
+        claims,
         testing_fixed_now: raw.testing_fixed_now,
         skipped,
     })

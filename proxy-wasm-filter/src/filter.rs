@@ -284,7 +284,15 @@ impl HttpContext for Http {
         let signature = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, "signature").ok().flatten();
         let input = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, "signature-input").ok().flatten();
         if signature.is_none() && input.is_none() {
-            return Action::Continue;
+            // Unsigned: untouched, unless it claims an agent listed as always signing.
+            if cfg.claims.is_empty() {
+                return Action::Continue;
+            }
+            let req = request::build(read_request(), cfg.scheme.as_deref(), cfg.authority);
+            return match cfg.claims.verdict(&req) {
+                Verdict::Unsigned => Action::Continue,
+                claim => decide(&shared, claim, 0, Phase::Headers),
+            };
         }
         let host = read_request();
         // The signature may cover `content-digest`, which needs the body. Envoy cannot show a

@@ -23,6 +23,10 @@ pub fn reject(reason: Reason, retry_after: u64) -> LocalReply {
     if status == 429 || status == 503 {
         headers.push(("retry-after", retry_after.to_string()));
     }
+    // RFC 9421 §5.1: tell an honest agent what signature is wanted.
+    if reason == Reason::UnverifiedClaim {
+        headers.push(("accept-signature", botauth_core::outcome::ACCEPT_SIGNATURE.into()));
+    }
     LocalReply { status: u32::from(status), headers, body: problem_json(reason) }
 }
 
@@ -41,6 +45,8 @@ mod tests {
             let retry = r.headers.iter().any(|(n, v)| *n == "retry-after" && v == "9");
             assert_eq!(retry, matches!(r.status, 429 | 503), "{reason:?}");
             assert!(r.headers.contains(&("content-type", "application/problem+json".into())));
+            let accept = r.headers.iter().any(|(n, _)| *n == "accept-signature");
+            assert_eq!(accept, reason == Reason::UnverifiedClaim, "{reason:?}");
         }
     }
 }

@@ -886,3 +886,47 @@ fn both_chains(config: serde_json::Value) -> (Origin, Envoy, u16, u16) {
     let envoy = Envoy::start(&render_main(admin, origin.port(), &listeners), admin, &[shipped, alone]);
     (origin, envoy, shipped, alone)
 }
+
+/// `claims`: an unsigned request claiming an agent that always signs (User-Agent, or a bare
+/// `Signature-Agent`) is `unverified_claim`: 403 with `Accept-Signature` in enforce mode, on
+/// the shipped chain (whose matcher sends such requests to the filter) and the filter alone;
+/// ordinary visitors and signed requests are untouched. Monitor mode forwards the claim with
+/// `unverified-claim;agent=…`.
+#[test]
+fn unsigned_claims_of_agents_that_always_sign() {
+    const UA: &str = "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko); compatible; ChatGPT-User/1.0";
+    let claims = json!([{ "agent": "https://chatgpt.com", "user_agent": ["ChatGPT-User", "ChatGPT Agent"] }]);
+    let case = verified_case();
+    let mut config = plugin_config(&case, "enforce", None).unwrap_or_else(|e| panic!("{e}"));
+    config["claims"] = claims.clone();
+    let (origin, envoy, shipped, alone) = both_chains(config);
+    let mut unsigned = case.clone();
+    unsigned.request.headers.retain(|(n, _)| !n.to_ascii_lowercase().starts_with("signature"));
+    for port in [shipped, alone] {
+        origin.clear();
+        for claim in [("User-Agent", UA), ("Signature-Agent", "\"https://chatgpt.com\"")] {
+            let res = send(port, &unsigned, &[claim]);
+            assert_eq!(res.status, 403, "{port} {claim:?}: {}", res.text());
+            let problem: Value = serde_json::from_str(&res.text()).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(problem["code"], "unverified_claim");
+            let accept = res.header("accept-signature").unwrap_or_default();
+            assert!(accept.contains("tag=\"web-bot-auth\"") && accept.contains("\"signature-agent\""), "{accept}");
+        }
+        assert!(origin.seen().is_empty(), "{port}: an enforced claim never reaches the origin");
+        let res = send(port, &unsigned, &[("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0")]);
+        assert_eq!(res.status, 200, "{}", res.text());
+        assert!(values(&seen_headers(&res), "botauth-verdict").is_empty());
+        assert_eq!(send(port, &case, &[("User-Agent", UA)]).status, 200, "a signed request is verified as usual");
+    }
+    let counters = envoy.counters("botauth");
+    assert_eq!(counters.get("botauth.reason.unverified_claim"), Some(&4), "{counters:?}");
+    drop(envoy);
+
+    let mut config = plugin_config(&case, "monitor", Some("monitor")).unwrap_or_else(|e| panic!("{e}"));
+    config["claims"] = claims;
+    let (envoy, _origin, port) = single(config);
+    let res = send(port, &unsigned, &[("User-Agent", UA)]);
+    assert_eq!(res.status, 200, "monitor mode forwards: {}", res.text());
+    assert_eq!(values(&seen_headers(&res), "botauth-verdict"), [r#"unverified-claim;agent="https://chatgpt.com""#]);
+    assert!(envoy.log().contains(r#""reason":"unverified_claim""#), "{}", envoy.log());
+}

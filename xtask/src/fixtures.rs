@@ -200,6 +200,9 @@ fn emit(f: &File) -> Result<String, String> {
         if let Some(d) = &c.directories {
             members.push(format!("\"directories\": {}", js(d)));
         }
+        if let Some(claims) = &c.claims {
+            members.push(format!("\"claims\": {}", js(claims)));
+        }
         o.push_str("    {\n      ");
         o.push_str(&members.join(",\n      "));
         o.push_str("\n    }");

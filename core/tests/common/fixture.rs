@@ -73,6 +73,10 @@ pub struct Case {
     /// directory answers, and the fetches expected. Such cases are core-only.
     #[serde(default)]
     pub directories: Option<DirectoryCase>,
+    /// Agents that always sign (`botauth_core::claims::Claims` JSON): an unsigned request
+    /// that claims one is `unverified_claim`.
+    #[serde(default)]
+    pub claims: Option<serde_json::Value>,
     /// The file the case came from (filled by [`all_cases`]).
     #[serde(skip)]
     pub file: String,
