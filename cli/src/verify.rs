@@ -31,6 +31,9 @@ pub enum Profile {
     WebBotAuth,
     /// Plain RFC 9421: no tag or window rules; keyid may also match a JWK kid.
     Rfc9421,
+    /// Visa Trusted Agent Protocol: tag agent-browser-auth or agent-payer-auth, @authority and
+    /// @path covered, nonce required, at most 8 minutes.
+    VisaTap,
 }
 
 /// `botauth verify` / `botauth explain`.
@@ -153,6 +156,7 @@ fn load(args: &Args) -> Result<Loaded> {
     let mut policy = match args.profile {
         Profile::WebBotAuth => Policy::web_bot_auth(),
         Profile::Rfc9421 => Policy::rfc9421(),
+        Profile::VisaTap => Policy::visa_tap(),
     };
     if let Some(v) = args.max_validity {
         policy.max_validity = v;

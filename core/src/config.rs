@@ -83,7 +83,7 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Json(e) => write!(f, "invalid policy JSON: {e}"),
-            Self::InvalidProfile => f.write_str("profile must be \"web-bot-auth\" or \"rfc9421\""),
+            Self::InvalidProfile => f.write_str("profile must be \"web-bot-auth\", \"rfc9421\" or \"visa-tap\""),
             Self::InvalidMode => f.write_str("mode must be \"enforce\" or \"monitor\""),
             Self::EmptyTagOrLabel => f.write_str("tag and label must not be empty"),
             Self::MaxValidityOutOfRange => f.write_str("max_validity must be between 1 and 604800 seconds"),
@@ -112,6 +112,7 @@ impl PolicyConfig {
         let mut p = match self.profile.as_deref() {
             None | Some("web-bot-auth") => Policy::web_bot_auth(),
             Some("rfc9421") => Policy::rfc9421(),
+            Some("visa-tap") => Policy::visa_tap(),
             Some(_) => return Err(ConfigError::InvalidProfile),
         };
         if let Some(tag) = &self.tag {
@@ -119,6 +120,7 @@ impl PolicyConfig {
                 return Err(ConfigError::EmptyTagOrLabel);
             }
             p.tag = Some(tag.clone());
+            p.extra_tags.clear();
         }
         if let Some(label) = &self.label {
             if label.is_empty() {
@@ -203,6 +205,18 @@ mod tests {
         assert_eq!(rfc.tag, None);
         assert_eq!(rfc.label.as_deref(), Some("sig-b26"));
         assert!(rfc.allow_kid_keyid);
+        let tap = PolicyConfig::from_json(br#"{"profile":"visa-tap"}"#).unwrap().to_policy().unwrap();
+        assert_eq!(tap, Policy::visa_tap());
+        assert_eq!(
+            (tap.tag.as_deref(), tap.extra_tags.as_slice()),
+            (Some("agent-browser-auth"), &["agent-payer-auth".into()][..])
+        );
+        assert_eq!((tap.max_validity, tap.require_nonce), (480, true));
+        let one = PolicyConfig::from_json(br#"{"profile":"visa-tap","tag":"agent-payer-auth"}"#)
+            .unwrap()
+            .to_policy()
+            .unwrap();
+        assert!(one.extra_tags.is_empty(), "an explicit tag selects only that tag");
         assert_eq!(err(r#"{"max_validity":0}"#), ConfigError::MaxValidityOutOfRange);
         assert_eq!(err(r#"{"clock_skew":601}"#), ConfigError::ClockSkewOutOfRange);
         assert_eq!(err(r#"{"limits":{"max_signature_len":0}}"#), ConfigError::ZeroLimit("max_signature_len"));

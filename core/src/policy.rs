@@ -51,6 +51,9 @@ pub struct Policy {
     /// The `tag` a signature must carry to be chosen; `None` selects by [`Policy::label`]
     /// or, failing that, requires exactly one signature.
     pub tag: Option<String>,
+    /// Further tags that select a signature as `tag` does (visa-tap: `agent-payer-auth`
+    /// beside `agent-browser-auth`); two signatures with any of them are ambiguous.
+    pub extra_tags: Vec<String>,
     /// Label to verify when `tag` is `None`.
     pub label: Option<String>,
     /// `created` must be present (Web Bot Auth: yes).
@@ -84,6 +87,12 @@ pub struct Policy {
 pub const WEB_BOT_AUTH_TAG: &str = "web-bot-auth";
 /// The tag of a signed key-directory response.
 pub const DIRECTORY_TAG: &str = "http-message-signatures-directory";
+/// Visa TAP: the browsing agent's tag.
+pub const VISA_TAP_BROWSER_TAG: &str = "agent-browser-auth";
+/// Visa TAP: the paying agent's tag.
+pub const VISA_TAP_PAYER_TAG: &str = "agent-payer-auth";
+/// Visa TAP's validity window: 8 minutes.
+pub const MAX_VALIDITY_VISA_TAP: u64 = 8 * 60;
 /// Web Bot Auth's maximum validity window: 24 hours.
 pub const MAX_VALIDITY_WEB_BOT_AUTH: u64 = 24 * 60 * 60;
 
@@ -99,6 +108,7 @@ impl Policy {
         Self {
             mode: Mode::Enforce,
             tag: Some(WEB_BOT_AUTH_TAG.into()),
+            extra_tags: Vec::new(),
             label: None,
             require_created: true,
             require_expires: true,
@@ -112,6 +122,22 @@ impl Policy {
             required_components: Vec::new(),
             allow_test_keys: false,
             limits: Limits::default(),
+        }
+    }
+
+    /// Visa's Trusted Agent Protocol (repo `visa/trusted-agent-protocol`): a signature tagged
+    /// `agent-browser-auth` or `agent-payer-auth`, covering `@authority` and `@path`, with a
+    /// `nonce`, valid for at most 8 minutes; keys are found by `keyid` (no `Signature-Agent`
+    /// needed). Parsing stays RFC 8941-strict: the sample's hand-built `keyId=` parameter is
+    /// refused here as `keyid_missing` (fixture `policy/visa-tap-sample-keyId-deviation`).
+    pub fn visa_tap() -> Self {
+        Self {
+            tag: Some(VISA_TAP_BROWSER_TAG.into()),
+            extra_tags: alloc::vec![VISA_TAP_PAYER_TAG.into()],
+            max_validity: MAX_VALIDITY_VISA_TAP,
+            require_nonce: true,
+            required_components: alloc::vec!["@authority".into(), "@path".into()],
+            ..Self::web_bot_auth()
         }
     }
 

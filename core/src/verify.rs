@@ -173,7 +173,8 @@ fn select<'m>(members: &'m [Member], policy: &Policy) -> Result<&'m Member, Reas
     if let Some(tag) = policy.tag.as_deref() {
         let mut chosen = None;
         for m in members {
-            if m.tag()? == Some(tag) {
+            let wanted = m.tag()?.is_some_and(|t| t == tag || policy.extra_tags.iter().any(|e| e == t));
+            if wanted {
                 if chosen.is_some() {
                     return Err(Reason::AmbiguousSignature);
                 }

@@ -51,7 +51,8 @@ fn setup(case: &Case, policy: String) -> Setup {
 }
 
 fn needs_nonce_store(case: &Case) -> bool {
-    case.send_twice || case.policy.require_nonce == Some(true)
+    // A profile may require nonces too (visa-tap): ask the policy the case means.
+    case.send_twice || case.policy().require_nonce
 }
 
 /// Send a case once; `Err` says what differed.

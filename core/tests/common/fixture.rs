@@ -217,6 +217,9 @@ pub enum Profile {
     /// [`Policy::rfc9421`].
     #[serde(rename = "rfc9421")]
     Rfc9421,
+    /// [`Policy::visa_tap`].
+    #[serde(rename = "visa-tap")]
+    VisaTap,
 }
 
 /// Policy members a case may override (names as in [`Policy`]).
@@ -364,8 +367,14 @@ impl Case {
         }
         let mut policy = serde_json::Map::new();
         policy.insert("mode".into(), mode.into());
-        if o.profile == Profile::Rfc9421 {
-            policy.insert("profile".into(), "rfc9421".into());
+        match o.profile {
+            Profile::WebBotAuth => {}
+            Profile::Rfc9421 => {
+                policy.insert("profile".into(), "rfc9421".into());
+            }
+            Profile::VisaTap => {
+                policy.insert("profile".into(), "visa-tap".into());
+            }
         }
         let members = [
             ("tag", o.tag.clone().map(Value::from)),
@@ -405,9 +414,11 @@ impl Case {
         let mut p = match o.profile {
             Profile::WebBotAuth => Policy::web_bot_auth(),
             Profile::Rfc9421 => Policy::rfc9421(),
+            Profile::VisaTap => Policy::visa_tap(),
         };
         if let Some(v) = &o.tag {
             p.tag = Some(v.clone());
+            p.extra_tags.clear();
         }
         if let Some(v) = &o.label {
             p.label = Some(v.clone());
