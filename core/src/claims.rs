@@ -124,17 +124,22 @@ impl Claims {
         if self.claims.is_empty() {
             return None;
         }
-        let mut lines = Vec::new();
-        request.field_lines("user-agent", &mut lines);
-        if let Some(claim) = lines.iter().find_map(|ua| self.by_user_agent(ua)) {
+        let (mut user_agent, mut signature_agent) = (Vec::new(), Vec::new());
+        request.field_lines("user-agent", &mut user_agent);
+        request.field_lines("signature-agent", &mut signature_agent);
+        self.claimed_by(&user_agent, &signature_agent)
+    }
+
+    /// [`Self::claimed`] from the field lines themselves, for a host that looks up just these
+    /// two fields rather than building a whole request.
+    pub fn claimed_by(&self, user_agent: &[&[u8]], signature_agent: &[&[u8]]) -> Option<&Claim> {
+        if let Some(claim) = user_agent.iter().find_map(|ua| self.by_user_agent(ua)) {
             return Some(claim);
         }
-        lines.clear();
-        request.field_lines("signature-agent", &mut lines);
-        if lines.is_empty() {
+        if signature_agent.is_empty() {
             return None;
         }
-        let joined = lines.join(&b", "[..]);
+        let joined = signature_agent.join(&b", "[..]);
         let named = signature_agent::parse(&joined).map(|sa| sa.agents()).unwrap_or_default();
         self.claims.iter().find(|c| named.contains(&c.agent))
     }
@@ -144,18 +149,21 @@ impl Claims {
         self.claims.iter().find(|c| c.patterns.iter().any(|p| contains_ignore_case(ua, p.as_bytes())))
     }
 
-    /// [`Self::claimed`] as a verdict: `unverified_claim` naming the claimed agent, or
-    /// `Unsigned`.
+    /// [`Self::claimed`] as a verdict: [`Claim::verdict`], or `Unsigned`.
     pub fn verdict<R: Request>(&self, request: &R) -> Verdict {
-        match self.claimed(request) {
-            Some(c) => Verdict::Rejected(Rejected {
-                reason: Reason::UnverifiedClaim,
-                label: None,
-                agent: Some(String::from(c.agent.as_str())),
-                keyid: None,
-            }),
-            None => Verdict::Unsigned,
-        }
+        self.claimed(request).map_or(Verdict::Unsigned, Claim::verdict)
+    }
+}
+
+impl Claim {
+    /// `unverified_claim`, naming the claimed agent.
+    pub fn verdict(&self) -> Verdict {
+        Verdict::Rejected(Rejected {
+            reason: Reason::UnverifiedClaim,
+            label: None,
+            agent: Some(String::from(self.agent.as_str())),
+            keyid: None,
+        })
     }
 }
 
@@ -215,6 +223,14 @@ mod tests {
         assert_eq!(claimed(&[("Signature-Agent", "not a field")]), None);
         assert!(Claims::default().is_empty());
         assert_eq!(Claims::default().verdict(&req(&[("User-Agent", "ChatGPT-User")])), Verdict::Unsigned);
+        let c = claims();
+        let by = |ua: &[&[u8]], sa: &[&[u8]]| c.claimed_by(ua, sa).map(|c| String::from(c.agent.as_str()));
+        assert_eq!(by(&[b"Firefox", b"x ChatGPT Agent"], &[]).as_deref(), Some("https://chatgpt.com"), "every line");
+        assert_eq!(
+            by(&[], &[b"a=\"https://other.test\"", b"g=\"https://agent.bot.goog\""]).as_deref(),
+            Some("https://agent.bot.goog")
+        );
+        assert_eq!(by(&[b"Firefox"], &[]), None);
     }
 
     #[test]

@@ -60,29 +60,16 @@ pub fn verdict_header(verdict: &Verdict) -> Option<String> {
     match verdict {
         Verdict::Unsigned => None,
         Verdict::Verified(v) => {
-            let mut ser = sfv::ItemSerializer::new().bare_item(VERIFIED);
-            for (name, value) in [
+            let params = [
                 ("agent", v.agent.as_deref()),
                 ("keyid", Some(v.keyid.as_str())),
                 ("label", Some(v.label.as_str())),
                 ("claimed-agent", v.claimed_agent.as_deref()),
-            ] {
-                if let (Some(value), Ok(key)) = (value, KeyRef::from_str(name)) {
-                    if let Ok(s) = StringRef::from_str(value) {
-                        ser = ser.parameter(key, s);
-                    }
-                }
-            }
-            Some(ser.finish())
+            ];
+            Some(item_with_strings(VERIFIED, &params))
         }
         Verdict::Rejected(Rejected { reason: Reason::UnverifiedClaim, agent, .. }) => {
-            let mut ser = sfv::ItemSerializer::new().bare_item(UNVERIFIED_CLAIM);
-            if let (Some(agent), Ok(key)) = (agent.as_deref(), KeyRef::from_str("agent")) {
-                if let Ok(s) = StringRef::from_str(agent) {
-                    ser = ser.parameter(key, s);
-                }
-            }
-            Some(ser.finish())
+            Some(item_with_strings(UNVERIFIED_CLAIM, &[("agent", agent.as_deref())]))
         }
         Verdict::Rejected(Rejected { reason, .. }) => {
             let mut ser = sfv::ItemSerializer::new().bare_item(REJECTED);
@@ -92,6 +79,19 @@ pub fn verdict_header(verdict: &Verdict) -> Option<String> {
             Some(ser.finish())
         }
     }
+}
+
+/// A token Item with the sf-string parameters that are present (RFC 8941 §3.3).
+fn item_with_strings(token: &TokenRef, params: &[(&str, Option<&str>)]) -> String {
+    let mut ser = sfv::ItemSerializer::new().bare_item(token);
+    for (name, value) in params {
+        if let (Some(value), Ok(key)) = (value, KeyRef::from_str(name)) {
+            if let Ok(s) = StringRef::from_str(value) {
+                ser = ser.parameter(key, s);
+            }
+        }
+    }
+    ser.finish()
 }
 
 /// One structured log event for a signed request (ARCHITECTURE §4): verdict, reason,

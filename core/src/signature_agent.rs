@@ -70,6 +70,12 @@ impl Member {
         if self.parameters {
             return Ok(None);
         }
+        self.https_uri().map(Some)
+    }
+
+    /// The member's URI, normalised, if it is an absolute `https` URI without userinfo or
+    /// fragment (§4.1), whether or not the member is ignored.
+    fn https_uri(&self) -> Result<AgentUri, Reason> {
         if self.uri.contains('#') {
             return Err(Reason::SignatureAgentInvalidUri);
         }
@@ -77,7 +83,7 @@ impl Member {
         if uri.scheme() != "https" {
             return Err(Reason::SignatureAgentNotHttps);
         }
-        Ok(Some(uri))
+        Ok(uri)
     }
 }
 
@@ -117,10 +123,9 @@ impl SignatureAgent {
     /// that it finds what core finds in a full keyring, where an ignored member's key is
     /// searched under every agent.
     pub fn key_candidates(&self) -> Vec<AgentUri> {
-        let usable = |m: &Member| Member { uri: m.uri.clone(), parameters: false }.agent().ok().flatten();
         match self {
-            Self::Legacy(m) => usable(m).into_iter().collect(),
-            Self::Dictionary(members) => members.iter().filter_map(|(_, m)| usable(m)).collect(),
+            Self::Legacy(m) => m.https_uri().ok().into_iter().collect(),
+            Self::Dictionary(members) => members.iter().filter_map(|(_, m)| m.https_uri().ok()).collect(),
         }
     }
 

@@ -273,11 +273,12 @@ pub fn parse_scheme(v: &str) -> Result<String, String> {
     }
 }
 
-/// The `policy` item, validated by core (shared with the proxy-wasm filter).
+/// The `claims` item, validated by core (shared with the proxy-wasm filter).
 pub fn parse_claims(v: &str) -> Result<botauth_core::claims::Claims, String> {
     botauth_core::claims::Claims::from_json(v.as_bytes()).map_err(|e| e.to_string())
 }
 
+/// The `policy` item, validated by core (shared with the proxy-wasm filter).
 pub fn parse_policy(v: &str) -> Result<Policy, String> {
     PolicyConfig::from_json(v.as_bytes()).and_then(|c| c.to_policy()).map_err(|e| e.to_string())
 }

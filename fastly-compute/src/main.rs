@@ -67,12 +67,10 @@ fn main() -> Result<(), fastly::Error> {
     // Only signed requests, and unsigned ones that claim an agent listed as always signing,
     // read the verification settings (and are parsed at all).
     let signed = request::is_signed(&req);
-    let claimed = !signed
-        && !common.claims.is_empty()
-        && common.claims.claimed(&request::EdgeRequest::new(&req, "https", None)).is_some();
-    let verification = (signed || claimed).then(|| settings.verification());
+    let claim = if signed || common.claims.is_empty() { None } else { claimed(&req, &common.claims) };
+    let verification = (signed || claim.is_some()).then(|| settings.verification());
     let mut refresh = None;
-    let resp = handle(req, &common, &role, verification.as_ref(), &mut refresh);
+    let resp = handle(req, &common, &role, verification.as_ref(), claim, &mut refresh);
     resp.send_to_client();
     if let Some(refresh) = refresh {
         refresh.run();
@@ -80,18 +78,26 @@ fn main() -> Result<(), fastly::Error> {
     Ok(())
 }
 
-/// Verify (signed requests), then forward or answer. `refresh` receives a due directory
-/// refresh, run once the response has gone out.
+/// The listed agent an unsigned request claims: two field lookups, nothing parsed otherwise.
+#[cfg(target_arch = "wasm32")]
+fn claimed<'c>(req: &Request, claims: &'c botauth_core::claims::Claims) -> Option<&'c botauth_core::claims::Claim> {
+    let lines = |name: &str| -> Vec<&[u8]> { req.get_header_all(name).map(|v| v.as_bytes()).collect() };
+    claims.claimed_by(&lines("user-agent"), &lines("signature-agent"))
+}
+
+/// Verify (signed requests) or record a `claim` (unsigned ones), then forward or answer.
+/// `refresh` receives a due directory refresh, run once the response has gone out.
 #[cfg(target_arch = "wasm32")]
 fn handle<'v>(
     mut req: Request,
     common: &Common,
     role: &Role,
     verification: Option<&'v Result<Verification, String>>,
+    claim: Option<&botauth_core::claims::Claim>,
     refresh: &mut Option<directory::Refresh<'v>>,
 ) -> Response {
     let checked = match verification {
-        Some(v) => match check(&mut req, v, &common.claims, role, refresh) {
+        Some(v) => match check(&mut req, v, claim, role, refresh) {
             Ok(checked) => Some(checked),
             Err(mut resp) => {
                 if common.debug {
@@ -168,7 +174,7 @@ fn authenticate_verdict(req: &mut Request, key: &verdict_auth::VerdictKey, verdi
 fn check<'v>(
     req: &mut Request,
     v: &'v Result<Verification, String>,
-    claims: &botauth_core::claims::Claims,
+    claim: Option<&botauth_core::claims::Claim>,
     role: &Role,
     refresh: &mut Option<directory::Refresh<'v>>,
 ) -> Result<Checked, Box<Response>> {
@@ -185,10 +191,9 @@ fn check<'v>(
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
         }
     };
-    if !request::is_signed(req) {
+    if let Some(claim) = claim {
         // An unsigned claim of an agent that always signs: no keys, no parsing.
-        let verdict = claims.verdict(&request::EdgeRequest::new(req, &v.scheme, None));
-        return decide(req, verdict, 0, v, role, now, false);
+        return decide(req, claim.verdict(), 0, v, role, now, false);
     }
     let keys = keys::load(req, &v.policy).map_err(|e| {
         log::config_problem(&format!("{e}; signed requests fail closed (503)"));

@@ -288,10 +288,14 @@ impl HttpContext for Http {
             if cfg.claims.is_empty() {
                 return Action::Continue;
             }
-            let req = request::build(read_request(), cfg.scheme.as_deref(), cfg.authority);
-            return match cfg.claims.verdict(&req) {
-                Verdict::Unsigned => Action::Continue,
-                claim => decide(&shared, claim, 0, Phase::Headers),
+            // Two more field lookups; nothing else is read.
+            let field = |name| hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name).ok().flatten();
+            let (ua, sa) = (field("user-agent"), field("signature-agent"));
+            let (ua, sa): (Vec<&[u8]>, Vec<&[u8]>) =
+                (ua.iter().map(Vec::as_slice).collect(), sa.iter().map(Vec::as_slice).collect());
+            return match cfg.claims.claimed_by(&ua, &sa) {
+                None => Action::Continue,
+                Some(claim) => decide(&shared, claim.verdict(), 0, Phase::Headers),
             };
         }
         let host = read_request();
