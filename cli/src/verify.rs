@@ -10,7 +10,7 @@ use botauth_core::agent_uri::AgentUri;
 use botauth_core::directory::{
     claimed_agents, record, verify_with_directories, AgentDirectory, Directories, Entries, Fetch, FetchReason, Step,
 };
-use botauth_core::{verify_with_trace, HttpRequest, Keyring, Policy, Reason, Rejected, Trace, Verdict};
+use botauth_core::{verify_with_trace, HttpRequest, Keyring, Policy, Reason, Rejected, Trace, Verdict, Verified};
 use serde::Serialize;
 use serde_json::json;
 
@@ -246,14 +246,30 @@ fn verdict_line(verdict: &Verdict) -> String {
     match verdict {
         Verdict::Unsigned => "unsigned".to_owned(),
         Verdict::Verified(v) => {
-            let claim = v.claimed_agent.as_deref().map(|c| format!(" claimed-agent={c} (not bound to the key)"));
-            format!(
-                "verified agent={} keyid={} label={}{}",
-                v.agent.as_deref().unwrap_or("-"),
-                v.keyid,
-                v.label,
-                claim.unwrap_or_default()
-            )
+            let one = |v: &Verified| {
+                let claim = v.claimed_agent.as_deref().map(|c| format!(" claimed-agent={c} (not bound to the key)"));
+                format!(
+                    "agent={} keyid={} label={}{}",
+                    v.agent.as_deref().unwrap_or("-"),
+                    v.keyid,
+                    v.label,
+                    claim.unwrap_or_default()
+                )
+            };
+            let mut line = format!("verified {}", one(v));
+            // The request's other signatures, each checked on its own (WG draft §4.3).
+            for other in &v.also {
+                line.push_str(&format!("\n  also verified {}", one(other)));
+            }
+            for r in &v.discarded {
+                line.push_str(&format!(
+                    "\n  discarded label={} {} ({})",
+                    r.label.as_deref().unwrap_or("-"),
+                    r.reason.code(),
+                    r.reason.title()
+                ));
+            }
+            line
         }
         Verdict::Rejected(Rejected { reason, .. }) => {
             format!("rejected {} ({}): {}", reason.code(), reason.status().code(), reason.title())
@@ -275,6 +291,10 @@ struct VerdictJson<'a> {
     created: Option<u64>,
     expires: Option<u64>,
     nonce: Option<&'a str>,
+    /// The other signatures that verified (WG draft §4.3): `agent`, `claimed_agent`, `keyid`, `label`.
+    also: Vec<serde_json::Value>,
+    /// Signatures beside a verified one that did not verify: `label`, `reason`.
+    discarded: Vec<serde_json::Value>,
 }
 
 fn verdict_json(verdict: &Verdict) -> VerdictJson<'_> {
@@ -289,6 +309,14 @@ fn verdict_json(verdict: &Verdict) -> VerdictJson<'_> {
             created: v.created,
             expires: v.expires,
             nonce: v.nonce.as_deref(),
+            also: v
+                .also
+                .iter()
+                .map(
+                    |o| json!({"agent": o.agent, "claimed_agent": o.claimed_agent, "keyid": o.keyid, "label": o.label}),
+                )
+                .collect(),
+            discarded: v.discarded.iter().map(|r| json!({"label": r.label, "reason": r.reason.code()})).collect(),
             ..VerdictJson::default()
         },
         Verdict::Rejected(r) => VerdictJson {

@@ -945,3 +945,64 @@ fn claims_turn_unsigned_claims_into_rejections() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("claims[0].agent"), "{}", r.stderr);
 }
+
+/// A fixture case as an HTTP/1.1 request file and `--jwks AGENT=FILE` arguments.
+fn fixture_request(s: &Scratch, name: &str) -> (String, Vec<String>, u64) {
+    let file: serde_json::Value =
+        serde_json::from_str(include_str!("../../fixtures/cases/agent.json")).expect("agent.json");
+    let case = file["cases"].as_array().unwrap().iter().find(|c| c["name"] == name).expect(name);
+    let r = &case["request"];
+    let mut text = format!(
+        "{} {} HTTP/1.1\r\nHost: {}\r\n",
+        r["method"].as_str().unwrap(),
+        r["target"].as_str().unwrap(),
+        r["authority"].as_str().unwrap()
+    );
+    for h in r["headers"].as_array().unwrap() {
+        text.push_str(&format!("{}: {}\r\n", h[0].as_str().unwrap(), h[1].as_str().unwrap()));
+    }
+    text.push_str("\r\n");
+    let req = s.write("multi.http", text);
+    let mut jwks = Vec::new();
+    for (i, (agent, set)) in case["keys"].as_object().unwrap().iter().enumerate() {
+        let path = s.write(&format!("keys{i}.json"), set.to_string());
+        jwks.push(format!("{agent}={path}"));
+    }
+    (req, jwks, case["now"].as_u64().unwrap())
+}
+
+#[test]
+fn every_verified_signature_is_shown_and_the_discarded_with_why() {
+    let s = Scratch::new();
+    for (case, json_check, text_line) in [
+        ("agent/multi-remote-browser-both-verify", "also", "  also verified agent=https://browser.test keyid="),
+        ("agent/multi-intermediary-key-unknown", "discarded", "  discarded label=browser unknown_key ("),
+    ] {
+        let (req, jwks, now) = fixture_request(&s, case);
+        let now = now.to_string();
+        let mut args = vec!["verify", "--request", &req, "--now", &now, "--allow-test-keys"];
+        for j in &jwks {
+            args.extend(["--jwks", j.as_str()]);
+        }
+        let text = expect(0, &args);
+        assert!(text.stdout.starts_with("verified agent=https://signature-agent.test "), "{case}: {}", text.stdout);
+        assert!(text.stdout.lines().any(|l| l.starts_with(text_line)), "{case}: {}", text.stdout);
+        args.push("--json");
+        let v = json(&expect(0, &args).stdout);
+        assert_eq!(
+            (v["label"].as_str(), v[json_check][0]["label"].as_str()),
+            (Some("agent"), Some("browser")),
+            "{case}: {v}"
+        );
+        match json_check {
+            "also" => assert_eq!(
+                (v["also"][0]["agent"].as_str(), v["discarded"].as_array().map(Vec::len)),
+                (Some("https://browser.test"), Some(0))
+            ),
+            _ => assert_eq!(
+                (v["discarded"][0]["reason"].as_str(), v["also"].as_array().map(Vec::len)),
+                (Some("unknown_key"), Some(0))
+            ),
+        }
+    }
+}

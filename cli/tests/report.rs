@@ -151,6 +151,7 @@ fn verified(agent: &str, keyid: &str) -> Verdict {
         created: None,
         expires: None,
         nonce: None,
+        ..Verified::default()
     })
 }
 

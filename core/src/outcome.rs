@@ -7,7 +7,7 @@ use sfv::{KeyRef, StringRef, TokenRef};
 
 use crate::policy::Mode;
 use crate::reason::Reason;
-use crate::verdict::{Rejected, Verdict, Verified};
+use crate::verdict::{Rejected, Verdict};
 
 /// Default name of the verdict header sent to the origin.
 pub const VERDICT_HEADER: &str = "botauth-verdict";
@@ -45,7 +45,10 @@ pub fn problem(code: &str, title: &str, status: u16) -> String {
     body.to_string()
 }
 
-/// The verdict header value (an RFC 8941 Item), or `None` for unsigned traffic:
+/// The verdict header value, or `None` for unsigned traffic. An RFC 8941 §3.1 List with
+/// one Item per verified signature, in `Signature-Input` order (a request may carry several,
+/// draft-ietf-webbotauth-httpsig-protocol §4.3; the first Item is the one logs and metrics
+/// name), or a single Item otherwise:
 /// - `verified;agent="…";keyid="…";label="…"`: the key is one of that agent's (pinned for
 ///   it or from its directory); `agent` is its canonical URI;
 /// - `verified;keyid="…";label="…"` (no `agent`): verified with a key trusted for any agent
@@ -56,17 +59,27 @@ pub fn problem(code: &str, title: &str, status: u16) -> String {
 /// - `unverified-claim;agent="…"` (monitor mode): unsigned, but claims an agent the operator
 ///   lists as one that always signs;
 /// - `rejected;reason=<code>` (monitor mode).
+///
+/// Signatures that did not verify beside one that did are not in the header (they prove
+/// nothing); the log event lists them.
 pub fn verdict_header(verdict: &Verdict) -> Option<String> {
     match verdict {
         Verdict::Unsigned => None,
-        Verdict::Verified(v) => {
-            let params = [
-                ("agent", v.agent.as_deref()),
-                ("keyid", Some(v.keyid.as_str())),
-                ("label", Some(v.label.as_str())),
-                ("claimed-agent", v.claimed_agent.as_deref()),
-            ];
-            Some(item_with_strings(VERIFIED, &params))
+        Verdict::Verified(first) => {
+            let mut out = String::new();
+            for v in first.signatures() {
+                let params = [
+                    ("agent", v.agent.as_deref()),
+                    ("keyid", Some(v.keyid.as_str())),
+                    ("label", Some(v.label.as_str())),
+                    ("claimed-agent", v.claimed_agent.as_deref()),
+                ];
+                if !out.is_empty() {
+                    out.push_str(", ");
+                }
+                out.push_str(&item_with_strings(VERIFIED, &params));
+            }
+            Some(out)
         }
         Verdict::Rejected(Rejected { reason: Reason::UnverifiedClaim, agent, .. }) => {
             Some(item_with_strings(UNVERIFIED_CLAIM, &[("agent", agent.as_deref())]))
@@ -118,8 +131,23 @@ fn event_fields(
     event.insert("keyid".into(), keyid.into());
     event.insert("label".into(), label.into());
     event.insert("verify_us".into(), verify_us.into());
-    if let Verdict::Verified(Verified { claimed_agent: Some(claimed), .. }) = verdict {
-        event.insert("claimed_agent".into(), claimed.as_str().into());
+    if let Verdict::Verified(v) = verdict {
+        if let Some(claimed) = &v.claimed_agent {
+            event.insert("claimed_agent".into(), claimed.as_str().into());
+        }
+        // The other signatures (draft-ietf-webbotauth-httpsig-protocol §4.3), only when sent.
+        if !v.also.is_empty() {
+            let also = v.also.iter().map(|o| {
+                serde_json::json!({"agent": o.agent, "keyid": o.keyid, "label": o.label, "claimed_agent": o.claimed_agent})
+            });
+            event.insert("also".into(), also.collect());
+        }
+        if !v.discarded.is_empty() {
+            let discarded = v.discarded.iter().map(|r| {
+                serde_json::json!({"label": r.label, "reason": r.reason.code(), "agent": r.agent, "keyid": r.keyid})
+            });
+            event.insert("discarded".into(), discarded.collect());
+        }
     }
     for (k, v) in extra {
         event.insert(String::from(*k), (*v).into());
@@ -177,6 +205,46 @@ pub fn verdict_kind(verdict: &Verdict) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verdict::Verified;
+
+    #[test]
+    fn every_verified_signature_is_one_list_item_and_the_discarded_are_logged() {
+        let agent = Verified {
+            agent: Some("https://agent.test".into()),
+            keyid: "ka".into(),
+            label: "agent".into(),
+            ..Verified::default()
+        };
+        let browser = Verified {
+            keyid: "kb".into(),
+            label: "browser".into(),
+            claimed_agent: Some("https://b.test".into()),
+            ..Verified::default()
+        };
+        let v = Verdict::Verified(Verified {
+            also: alloc::vec![browser],
+            discarded: alloc::vec![Rejected { label: Some("proxy".into()), ..Rejected::new(Reason::UnknownKey) }],
+            ..agent
+        });
+        let header = verdict_header(&v).unwrap();
+        assert_eq!(
+            header,
+            r#"verified;agent="https://agent.test";keyid="ka";label="agent", verified;keyid="kb";label="browser";claimed-agent="https://b.test""#
+        );
+        let list = sfv::Parser::new(&header).parse_list::<sfv::List>().unwrap();
+        assert_eq!(list.len(), 2, "an RFC 8941 List");
+        let event: serde_json::Value = serde_json::from_str(&log_event(&v, 1, &[])).unwrap();
+        assert_eq!((event["agent"].as_str(), event["label"].as_str()), (Some("https://agent.test"), Some("agent")));
+        assert_eq!(event["also"][0]["label"], "browser");
+        assert_eq!(event["also"][0]["claimed_agent"], "https://b.test");
+        assert_eq!(
+            (event["discarded"][0]["label"].as_str(), event["discarded"][0]["reason"].as_str()),
+            (Some("proxy"), Some("unknown_key"))
+        );
+        let single: serde_json::Value =
+            serde_json::from_str(&log_event(&Verdict::Verified(Verified::default()), 1, &[])).unwrap();
+        assert!(single.get("also").is_none() && single.get("discarded").is_none(), "absent unless sent");
+    }
 
     #[test]
     fn problem_has_no_request_data() {
@@ -195,6 +263,7 @@ mod tests {
             created: None,
             expires: None,
             nonce: None,
+            ..Verified::default()
         });
         assert_eq!(verdict_header(&v).unwrap(), r#"verified;agent="https://chatgpt.com";keyid="abc";label="sig1""#);
         let claimed = Verdict::Verified(Verified {
@@ -205,6 +274,7 @@ mod tests {
             created: None,
             expires: None,
             nonce: None,
+            ..Verified::default()
         });
         let header = verdict_header(&claimed).unwrap();
         assert_eq!(header, r#"verified;keyid="abc";label="sig1";claimed-agent="https://claimed.test""#);

@@ -124,6 +124,10 @@ pub enum Reason {
     SignatureAgentInvalidUri,
     /// The signature's `Signature-Agent` member is not an `https` URI (§4.1: MUST).
     SignatureAgentNotHttps,
+    /// A signature covers another's `signature` member but not its `signature-input`
+    /// member and every component that one covers (draft-ietf-webbotauth-httpsig-protocol
+    /// §4.3).
+    CoveredSignatureUnbound,
     /// A covered `content-digest` does not match the body (RFC 9530).
     ContentDigestMismatch,
     /// A covered `content-digest` uses no supported algorithm, or the body is unavailable.
@@ -131,8 +135,6 @@ pub enum Reason {
     // ---- 403: failed -------------------------------------------------------------------
     /// No signature carries the required `tag` (Web Bot Auth: `web-bot-auth`).
     TagMismatch,
-    /// More than one signature carries the required tag: the choice would be ambiguous.
-    AmbiguousSignature,
     /// `alg` names an algorithm other than `ed25519` (RFC 9421 §3.3.6).
     UnsupportedAlgorithm,
     /// `created` is required and absent.
@@ -219,10 +221,10 @@ impl Reason {
             Self::SignatureAgentMalformed => "signature_agent_malformed",
             Self::SignatureAgentInvalidUri => "signature_agent_invalid_uri",
             Self::SignatureAgentNotHttps => "signature_agent_not_https",
+            Self::CoveredSignatureUnbound => "covered_signature_unbound",
             Self::ContentDigestMismatch => "content_digest_mismatch",
             Self::ContentDigestUnsupported => "content_digest_unsupported",
             Self::TagMismatch => "tag_mismatch",
-            Self::AmbiguousSignature => "ambiguous_signature",
             Self::UnsupportedAlgorithm => "unsupported_algorithm",
             Self::CreatedMissing => "created_missing",
             Self::ExpiresMissing => "expires_missing",
@@ -282,10 +284,10 @@ impl Reason {
             | SignatureAgentMalformed
             | SignatureAgentInvalidUri
             | SignatureAgentNotHttps
+            | CoveredSignatureUnbound
             | ContentDigestMismatch
             | ContentDigestUnsupported => Status::BadRequest,
             TagMismatch
-            | AmbiguousSignature
             | UnsupportedAlgorithm
             | CreatedMissing
             | ExpiresMissing
@@ -345,10 +347,10 @@ impl Reason {
             SignatureAgentMalformed => "Signature-Agent is malformed",
             SignatureAgentInvalidUri => "the Signature-Agent member is not an absolute URI",
             SignatureAgentNotHttps => "the Signature-Agent member is not an https URI",
+            CoveredSignatureUnbound => "a signature covers another signature without its input and components",
             ContentDigestMismatch => "Content-Digest does not match the body",
             ContentDigestUnsupported => "Content-Digest cannot be checked",
             TagMismatch => "no signature with the required tag",
-            AmbiguousSignature => "more than one signature with the required tag",
             UnsupportedAlgorithm => "unsupported signature algorithm",
             CreatedMissing => "the created parameter is missing",
             ExpiresMissing => "the expires parameter is missing",
@@ -407,10 +409,10 @@ impl Reason {
         Self::SignatureAgentMalformed,
         Self::SignatureAgentInvalidUri,
         Self::SignatureAgentNotHttps,
+        Self::CoveredSignatureUnbound,
         Self::ContentDigestMismatch,
         Self::ContentDigestUnsupported,
         Self::TagMismatch,
-        Self::AmbiguousSignature,
         Self::UnsupportedAlgorithm,
         Self::CreatedMissing,
         Self::ExpiresMissing,

@@ -3,10 +3,11 @@
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
+use alloc::vec::Vec;
 
 use crate::policy::Policy;
 use crate::reason::Reason;
-use crate::verdict::{Rejected, Verdict};
+use crate::verdict::{Rejected, Verdict, Verified};
 
 /// Where a host remembers nonces until their signature expires.
 pub trait NonceStore {
@@ -14,17 +15,59 @@ pub trait NonceStore {
     fn insert_if_absent(&mut self, key: &str, expires_at: u64, now: u64) -> bool;
 }
 
-/// Turn a verified verdict into [`Reason::Replay`] when its nonce was already seen.
+/// Turn a verified verdict into [`Reason::Replay`] when the nonces of all its verified
+/// signatures were already seen.
 ///
-/// The nonce is remembered per (agent, keyid) until `expires + clock_skew`, after which the
-/// signature itself is no longer accepted. Verdicts without a nonce pass unchanged (a
-/// policy that needs nonces sets [`Policy::require_nonce`]).
+/// Each verified signature's nonce is remembered per (agent, keyid) until `expires +
+/// clock_skew`, after which the signature itself is no longer accepted. A signature whose
+/// nonce was seen is discarded with [`Reason::Replay`] (each signature stands on its own,
+/// draft-ietf-webbotauth-httpsig-protocol §4.3); the verdict stays verified while another
+/// remains. Signatures without a nonce pass unchanged (a policy that needs nonces sets
+/// [`Policy::require_nonce`]).
 pub fn check_replay(verdict: Verdict, store: &mut dyn NonceStore, policy: &Policy, now: u64) -> Verdict {
-    let Verdict::Verified(v) = verdict else {
+    let Verdict::Verified(mut first) = verdict else {
         return verdict;
     };
+    let also = core::mem::take(&mut first.also);
+    let mut discarded = core::mem::take(&mut first.discarded);
+    let mut kept: Vec<Verified> = Vec::with_capacity(1 + also.len());
+    // One signer's nonce on two signatures of this request is not a replay of another request.
+    let mut seen: Vec<String> = Vec::new();
+    for v in core::iter::once(first).chain(also) {
+        if fresh(&v, store, &mut seen, policy, now) {
+            kept.push(v);
+        } else {
+            discarded.push(Rejected {
+                reason: Reason::Replay,
+                label: Some(v.label),
+                agent: v.agent,
+                keyid: Some(v.keyid),
+            });
+        }
+    }
+    let mut kept = kept.into_iter();
+    match kept.next() {
+        Some(mut v) => {
+            v.also = kept.collect();
+            v.discarded = discarded;
+            Verdict::Verified(v)
+        }
+        // Nothing left: the request is the replay of the first signature that was seen.
+        None => {
+            let first_replay = discarded.iter().position(|r| r.reason == Reason::Replay).unwrap_or(0);
+            if first_replay < discarded.len() {
+                Verdict::Rejected(discarded.swap_remove(first_replay))
+            } else {
+                Reason::Replay.into()
+            }
+        }
+    }
+}
+
+/// Record `v`'s nonce; `false` when it was already there before this request.
+fn fresh(v: &Verified, store: &mut dyn NonceStore, seen: &mut Vec<String>, policy: &Policy, now: u64) -> bool {
     let Some(nonce) = v.nonce.as_deref() else {
-        return Verdict::Verified(v);
+        return true;
     };
     let until = v
         .expires
@@ -32,16 +75,12 @@ pub fn check_replay(verdict: Verdict, store: &mut dyn NonceStore, policy: &Polic
         .unwrap_or(now.saturating_add(policy.max_validity.min(86_400)))
         .saturating_add(policy.clock_skew);
     let key = nonce_key(v.agent.as_deref().unwrap_or(""), &v.keyid, nonce);
-    if store.insert_if_absent(&key, until, now) {
-        Verdict::Verified(v)
-    } else {
-        Verdict::Rejected(Rejected {
-            reason: Reason::Replay,
-            label: Some(v.label),
-            agent: v.agent,
-            keyid: Some(v.keyid),
-        })
+    if seen.contains(&key) {
+        return true;
     }
+    let fresh = store.insert_if_absent(&key, until, now);
+    seen.push(key);
+    fresh
 }
 
 /// The store key of a nonce: agent, keyid and nonce separated by spaces (none can contain
@@ -116,7 +155,21 @@ mod tests {
             created: Some(100),
             expires: Some(200),
             nonce: nonce.map(String::from),
+            ..Verified::default()
         })
+    }
+
+    fn two(first: &str, second: &str) -> Verdict {
+        let mut v = match verified(Some(first)) {
+            Verdict::Verified(v) => v,
+            _ => unreachable!(),
+        };
+        let mut other = v.clone();
+        other.label = "sig2".into();
+        other.keyid = "k2".into();
+        other.nonce = Some(second.into());
+        v.also.push(other);
+        Verdict::Verified(v)
     }
 
     #[test]
@@ -130,6 +183,28 @@ mod tests {
         assert!(check_replay(verified(None), &mut store, &policy, 151).is_verified());
         // After expires + skew the entry is stale (the signature itself would be expired).
         assert!(check_replay(verified(Some("n1")), &mut store, &policy, 261).is_verified());
+    }
+
+    #[test]
+    fn each_signature_is_checked_and_the_request_is_a_replay_only_when_none_is_fresh() {
+        let policy = Policy::web_bot_auth();
+        let mut store = MemoryNonceStore::new(16);
+        assert!(check_replay(two("a1", "b1"), &mut store, &policy, 150).is_verified());
+        // The first signature is replayed under a fresh second one: the second is reported.
+        let Verdict::Verified(v) = check_replay(two("a1", "b2"), &mut store, &policy, 151) else {
+            panic!("b2 is fresh")
+        };
+        assert_eq!((v.label.as_str(), v.also.len()), ("sig2", 0));
+        assert_eq!(
+            v.discarded.iter().map(|r| (r.label.as_deref(), r.reason)).collect::<Vec<_>>(),
+            [(Some("sig1"), Reason::Replay)]
+        );
+        // Both seen: a replay, reported for the first signature.
+        let replayed = check_replay(two("a1", "b2"), &mut store, &policy, 152);
+        match replayed {
+            Verdict::Rejected(r) => assert_eq!((r.reason, r.label.as_deref()), (Reason::Replay, Some("sig1"))),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! The outcome of [`verify`](crate::verify): what the host acts on.
 
 use alloc::string::String;
+use alloc::vec::Vec;
 
 use crate::reason::Reason;
 
-/// A verified Web Bot Auth signature.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A verified Web Bot Auth signature: the first that verified, in `Signature-Input` order,
+/// with the request's other signatures (draft-ietf-webbotauth-httpsig-protocol §4.3: each is
+/// verified on its own, against its own components and key).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Verified {
     /// The agent the key belongs to, canonical (RFC 3986 §6.2.2–6.2.3): set only when the
     /// key came from that agent's keys (pinned for it, or from its directory). `None` for a
@@ -24,6 +27,20 @@ pub struct Verified {
     pub expires: Option<u64>,
     /// `nonce`, if sent.
     pub nonce: Option<String>,
+    /// The request's other signatures that verified too, in `Signature-Input` order (their
+    /// own `also` and `discarded` are empty).
+    pub also: Vec<Verified>,
+    /// The request's signatures under the policy (tag or label) that did not verify, with
+    /// why: an intermediary's key the verifier does not know, an inner signature the
+    /// intermediary's change invalidated.
+    pub discarded: Vec<Rejected>,
+}
+
+impl Verified {
+    /// This signature and the others that verified, in `Signature-Input` order.
+    pub fn signatures(&self) -> impl Iterator<Item = &Verified> {
+        core::iter::once(self).chain(self.also.iter())
+    }
 }
 
 /// A rejected signed request, with what was known when it was rejected (for logs).

@@ -57,18 +57,106 @@ pub(crate) fn verify_message(
     now: u64,
     trace: &mut Option<&mut Trace>,
 ) -> Verdict {
+    match each_signature(msg, keys, policy, now, trace) {
+        Signatures::Unsigned => Verdict::Unsigned,
+        Signatures::Malformed(reason) => reason.into(),
+        Signatures::Each(outcomes) => fold(outcomes),
+    }
+}
+
+/// What became of a signed request's signatures, before they are folded into a verdict.
+pub(crate) enum Signatures {
+    /// Neither field.
+    Unsigned,
+    /// The fields fail before any one signature is looked at (precheck, parse, selection).
+    Malformed(Reason),
+    /// Every signature the policy selects, in `Signature-Input` order, each verified on its
+    /// own (draft-ietf-webbotauth-httpsig-protocol §4.3); never empty.
+    Each(Vec<Result<Verified, Rejected>>),
+}
+
+/// Verify every signature the policy selects (by tag, by label, or all of them).
+pub(crate) fn each_signature(
+    msg: &Message<'_>,
+    keys: &Keyring,
+    policy: &Policy,
+    now: u64,
+    trace: &mut Option<&mut Trace>,
+) -> Signatures {
     let fields = match record(trace, "precheck", precheck(msg.message, &policy.limits)) {
-        Ok(None) => return Verdict::Unsigned,
+        Ok(None) => return Signatures::Unsigned,
         Ok(Some(fields)) => fields,
-        Err(reason) => return reason.into(),
+        Err(reason) => return Signatures::Malformed(reason),
     };
-    let mut known = Known::default();
-    match check(msg, &fields, keys, policy, now, trace, &mut known) {
-        Ok(verified) => Verdict::Verified(verified),
-        Err(reason) => {
-            Verdict::Rejected(Rejected { reason, label: known.label, agent: known.agent, keyid: known.keyid })
+    // Step 3: parse both fields (RFC 9421 §4.1, §4.2) and select the signatures to verify.
+    let parsed = record(trace, "parse", parse_fields(&fields, policy)).and_then(|(members, signatures)| {
+        Ok((record(trace, "select", select(&members, policy))?, members, signatures))
+    });
+    let (selected, members, signatures) = match parsed {
+        Ok(p) => p,
+        Err(reason) => return Signatures::Malformed(reason),
+    };
+    let ctx = Context { msg, fields: &fields, members: &members, signatures: &signatures, keys, policy, now };
+    let outcomes: Vec<Result<Verified, Rejected>> = selected.iter().map(|&i| one(&ctx, i, &mut None)).collect();
+    if trace.is_some() {
+        // The trace follows the signature the verdict reports: the first that verified,
+        // else the first selected. Checking is pure, so running it again changes nothing.
+        let shown = outcomes.iter().position(Result::is_ok).unwrap_or(0);
+        if let Some(&i) = selected.get(shown) {
+            let _ = one(&ctx, i, trace);
         }
     }
+    Signatures::Each(outcomes)
+}
+
+/// The verdict on a request from its signatures' outcomes: verified when any verified (the
+/// first is reported, the others in `also`, the failures in `discarded`); else the first
+/// rejection.
+pub(crate) fn fold(outcomes: Vec<Result<Verified, Rejected>>) -> Verdict {
+    let mut verified: Option<Verified> = None;
+    let mut also = Vec::new();
+    let mut rejected = Vec::new();
+    for outcome in outcomes {
+        match outcome {
+            Ok(v) if verified.is_none() => verified = Some(v),
+            Ok(v) => also.push(v),
+            Err(r) => rejected.push(r),
+        }
+    }
+    match verified {
+        Some(mut v) => {
+            v.also = also;
+            v.discarded = rejected;
+            Verdict::Verified(v)
+        }
+        None => match rejected.into_iter().next() {
+            Some(r) => Verdict::Rejected(r),
+            // `Each` is never empty; were it, nothing verified.
+            None => Reason::TagMismatch.into(),
+        },
+    }
+}
+
+/// What every signature of one request is checked against.
+struct Context<'a, 'm> {
+    msg: &'a Message<'m>,
+    fields: &'a SignedFields<'a>,
+    members: &'a [Member],
+    signatures: &'a [(String, Vec<u8>)],
+    keys: &'a Keyring,
+    policy: &'a Policy,
+    now: u64,
+}
+
+/// Check the signature of member `index`, keeping what is known for a rejection's log fields.
+fn one(ctx: &Context<'_, '_>, index: usize, trace: &mut Option<&mut Trace>) -> Result<Verified, Rejected> {
+    let mut known = Known::default();
+    check(ctx, index, trace, &mut known).map_err(|reason| Rejected {
+        reason,
+        label: known.label,
+        agent: known.agent,
+        keyid: known.keyid,
+    })
 }
 
 fn record<T>(trace: &mut Option<&mut Trace>, name: &'static str, result: Result<T, Reason>) -> Result<T, Reason> {
@@ -78,19 +166,14 @@ fn record<T>(trace: &mut Option<&mut Trace>, name: &'static str, result: Result<
     result
 }
 
-#[allow(clippy::too_many_arguments)]
 fn check(
-    msg: &Message<'_>,
-    fields: &SignedFields<'_>,
-    keys: &Keyring,
-    policy: &Policy,
-    now: u64,
+    ctx: &Context<'_, '_>,
+    index: usize,
     trace: &mut Option<&mut Trace>,
     known: &mut Known,
 ) -> Result<Verified, Reason> {
-    // Step 3: parse both fields (RFC 9421 §4.1, §4.2) and choose the signature.
-    let (members, signatures) = record(trace, "parse", parse_fields(fields, policy))?;
-    let member = record(trace, "select", select(&members, policy))?;
+    let (msg, policy, now) = (ctx.msg, ctx.policy, ctx.now);
+    let member = ctx.members.get(index).ok_or(Reason::LabelMismatch)?;
     known.label = Some(member.label.clone());
     let input = record(trace, "components", member.interpret(policy.limits.max_components))?;
     if let Some(t) = trace.as_deref_mut() {
@@ -102,7 +185,8 @@ fn check(
     // Step 4: policy checks that need no key.
     let keyid = record(trace, "keyid", input.params.keyid.as_deref().ok_or(Reason::KeyidMissing))?;
     record(trace, "alg", check_alg(&input))?;
-    let signature = signatures
+    let signature = ctx
+        .signatures
         .iter()
         .find(|(label, _)| *label == input.label)
         .map(|(_, bytes)| bytes.as_slice())
@@ -111,11 +195,12 @@ fn check(
     record(trace, "validity", check_window(&input, policy, now))?;
     record(trace, "nonce", check_nonce(&input, policy))?;
     record(trace, "coverage", check_coverage(&input, policy, msg.status.is_some()))?;
-    let (agent, agent_covered) = record(trace, "signature_agent", agent(&input, fields, policy))?;
+    record(trace, "covered_signatures", check_covered_signatures(&input, ctx.members, policy))?;
+    let (agent, agent_covered) = record(trace, "signature_agent", agent(&input, ctx.fields, policy))?;
     known.agent.clone_from(&agent);
 
     // Step 5: key, base, Ed25519.
-    let lookup = keys.find(agent.as_deref(), keyid, policy.allow_kid_keyid, now).map_err(|e| match e {
+    let lookup = ctx.keys.find(agent.as_deref(), keyid, policy.allow_kid_keyid, now).map_err(|e| match e {
         LookupError::Unknown => Reason::UnknownKey,
         LookupError::NotYetValid => Reason::KeyNotYetValid,
         LookupError::Expired => Reason::KeyExpired,
@@ -150,6 +235,8 @@ fn check(
         created: input.params.created,
         expires: input.params.expires,
         nonce: input.params.nonce,
+        also: Vec::new(),
+        discarded: Vec::new(),
     })
 }
 
@@ -168,28 +255,23 @@ fn parse_fields(fields: &SignedFields<'_>, policy: &Policy) -> Result<ParsedFiel
     Ok((members, signatures))
 }
 
-/// Choose the one signature to verify: by tag (Web Bot Auth), else by label, else the only one.
-fn select<'m>(members: &'m [Member], policy: &Policy) -> Result<&'m Member, Reason> {
+/// The signatures to verify, as indexes into `members`: every one with the policy's tag
+/// (Web Bot Auth; a request may carry several, draft-ietf-webbotauth-httpsig-protocol §4.3),
+/// else the one with the policy's label, else all of them.
+fn select(members: &[Member], policy: &Policy) -> Result<Vec<usize>, Reason> {
     if let Some(tag) = policy.tag.as_deref() {
-        let mut chosen = None;
-        for m in members {
-            let wanted = m.tag()?.is_some_and(|t| t == tag || policy.extra_tags.iter().any(|e| e == t));
-            if wanted {
-                if chosen.is_some() {
-                    return Err(Reason::AmbiguousSignature);
-                }
-                chosen = Some(m);
+        let mut chosen = Vec::new();
+        for (i, m) in members.iter().enumerate() {
+            if m.tag()?.is_some_and(|t| t == tag || policy.extra_tags.iter().any(|e| e == t)) {
+                chosen.push(i);
             }
         }
-        return chosen.ok_or(Reason::TagMismatch);
+        return if chosen.is_empty() { Err(Reason::TagMismatch) } else { Ok(chosen) };
     }
     if let Some(label) = policy.label.as_deref() {
-        return members.iter().find(|m| m.label == label).ok_or(Reason::LabelMismatch);
+        return members.iter().position(|m| m.label == label).map(|i| alloc::vec![i]).ok_or(Reason::LabelMismatch);
     }
-    match members {
-        [only] => Ok(only),
-        _ => Err(Reason::AmbiguousSignature),
-    }
+    Ok((0..members.len()).collect())
 }
 
 /// RFC 9421 §3.3.6: if `alg` is present it must name the algorithm of the key.
@@ -268,8 +350,16 @@ fn agent(input: &SignatureInput, fields: &SignedFields<'_>, policy: &Policy) -> 
         return Ok((None, false));
     };
     let parsed = signature_agent::parse(raw)?;
+    // §4.3: a signature may also cover other signers' members; its own is the member keyed
+    // by its label, else the only one it covers. Two covered, none of them its own: which
+    // one it speaks for cannot be told.
+    let own = input.components.iter().find(|c| c.is_field("signature-agent") && c.key.as_deref() == Some(&input.label));
     let mut covered = input.components.iter().filter(|c| c.is_field("signature-agent"));
-    match (covered.next(), covered.next()) {
+    let (first, second) = match own {
+        Some(c) => (Some(c), None),
+        None => (covered.next(), covered.next()),
+    };
+    match (first, second) {
         (None, _) if policy.require_agent_coverage => Err(Reason::SignatureAgentNotCovered),
         // Uncovered and allowed: a usable claim narrows the key search but is not trusted;
         // a member that is no https URI is refused in either case.
@@ -281,6 +371,28 @@ fn agent(input: &SignatureInput, fields: &SignedFields<'_>, policy: &Policy) -> 
         (Some(c), None) => parsed.agent_for(c.key.as_deref()).map(|a| (a.map(|a| String::from(a.as_str())), true)),
         (Some(_), Some(_)) => Err(Reason::SignatureAgentAmbiguous),
     }
+}
+
+/// A signature that covers another's `"signature";key=X` must also cover
+/// `"signature-input";key=X` and every component `X` covers
+/// (draft-ietf-webbotauth-httpsig-protocol §4.3), so it commits to a message on which the
+/// inner signature can be checked.
+fn check_covered_signatures(input: &SignatureInput, members: &[Member], policy: &Policy) -> Result<(), Reason> {
+    for c in input.components.iter().filter(|c| c.is_field("signature")) {
+        let Some(inner_label) = c.key.as_deref() else { continue };
+        let covers_input =
+            input.components.iter().any(|d| d.is_field("signature-input") && d.key.as_deref() == Some(inner_label));
+        if !covers_input {
+            return Err(Reason::CoveredSignatureUnbound);
+        }
+        // A member that is not there fails when the base is built (dictionary_member_missing).
+        let Some(inner) = members.iter().find(|m| m.label == inner_label) else { continue };
+        let inner = inner.interpret(policy.limits.max_components)?;
+        if !inner.components.iter().all(|ic| input.components.iter().any(|oc| oc.same_as(ic))) {
+            return Err(Reason::CoveredSignatureUnbound);
+        }
+    }
+    Ok(())
 }
 
 /// A covered `content-digest` must match the body when the host buffered it (RFC 9530).

@@ -96,6 +96,7 @@ mod tests {
             created: None,
             expires: None,
             nonce: None,
+            ..Verified::default()
         };
         assert_eq!(entry(&v(Some("https://a.test"), "k1")), "https://a.test k1");
         assert_ne!(entry(&v(Some("https://a.test"), "k1")), entry(&v(Some("https://a.test"), "k2")));
@@ -115,6 +116,7 @@ mod tests {
             created: None,
             expires: None,
             nonce: None,
+            ..Verified::default()
         };
         assert!((0..5).all(|_| !over_limit(&limit, &v)));
     }

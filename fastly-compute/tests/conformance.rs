@@ -115,18 +115,7 @@ fn run_case(svc: &mut Service, origin: &Origin, case: &Case) -> Result<(), Strin
                 .filter(|(n, _)| n.eq_ignore_ascii_case("botauth-verdict"))
                 .map(|(_, v)| v.as_str())
                 .collect();
-            let want = match e.verdict {
-                ExpectedVerdict::Verified => botauth_core::outcome::verdict_header(&Verdict::Verified(Verified {
-                    agent: e.agent.clone(),
-                    claimed_agent: e.claimed_agent.clone(),
-                    keyid: e.keyid.clone().unwrap_or_default(),
-                    label: e.label.clone().unwrap_or_default(),
-                    created: None,
-                    expires: None,
-                    nonce: None,
-                })),
-                _ => None,
-            };
+            let want = e.verified().map(Verdict::Verified).as_ref().and_then(botauth_core::outcome::verdict_header);
             if verdicts != want.iter().map(String::as_str).collect::<Vec<_>>() {
                 return Err(format!("verdict header at origin {verdicts:?}, expected {want:?}"));
             }

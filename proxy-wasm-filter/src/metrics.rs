@@ -121,6 +121,7 @@ mod tests {
             created: None,
             expires: None,
             nonce: None,
+            ..Verified::default()
         });
         assert_eq!(
             counters("botauth", &ok, Some("chatgpt.com"), &ALL),

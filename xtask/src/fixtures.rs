@@ -11,6 +11,7 @@ mod build;
 mod components;
 mod directory;
 mod keys;
+mod multiple;
 mod policy;
 mod structure;
 mod vectors;
@@ -112,7 +113,7 @@ fn generate() -> Result<Vec<(String, String)>, String> {
         File {
             name: "agent.json",
             description: "Signature-Agent: legacy sf-string and dictionary forms, coverage, ambiguity, tampering",
-            cases: agent::cases(&keys)?,
+            cases: agent::cases(&keys)?.into_iter().chain(multiple::cases(&keys)?).collect(),
         },
         File {
             name: "components.json",
@@ -247,12 +248,14 @@ fn emit_keys(c: &Case) -> String {
 
 fn emit_expect(e: &Expect) -> String {
     match e {
-        Expect::Verified { agent, claimed_agent, keyid, label } => format!(
-            "{{\"verdict\": \"verified\", \"agent\": {}, {}\"keyid\": {}, \"label\": {}}}",
+        Expect::Verified { agent, claimed_agent, keyid, label, also, discarded } => format!(
+            "{{\"verdict\": \"verified\", \"agent\": {}, {}\"keyid\": {}, \"label\": {}{}{}}}",
             js(agent),
             claimed_agent.as_ref().map(|c| format!("\"claimed_agent\": {}, ", js(c))).unwrap_or_default(),
             js(keyid),
-            js(label)
+            js(label),
+            if also.is_empty() { String::new() } else { format!(", \"also\": {}", js(also)) },
+            if discarded.is_empty() { String::new() } else { format!(", \"discarded\": {}", js(discarded)) },
         ),
         Expect::Rejected { reason, status } => {
             format!("{{\"verdict\": \"rejected\", \"reason\": {}, \"status\": {status}}}", js(reason))

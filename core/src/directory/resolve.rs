@@ -17,13 +17,14 @@ use alloc::vec::Vec;
 
 use super::allow_list::{AgentDirectory, Directories};
 use super::entry::Entry;
+use crate::components::Message;
 use crate::keys::Keyring;
 use crate::policy::Policy;
 use crate::reason::Reason;
 use crate::request::Request;
 use crate::signature_agent;
-use crate::verdict::Verdict;
-use crate::verify::verify;
+use crate::verdict::{Rejected, Verdict};
+use crate::verify::{each_signature, fold, Signatures};
 
 /// Entries the host has loaded, by canonical agent URI ([`AgentDirectory::agent`]).
 pub type Entries = BTreeMap<String, Entry>;
@@ -65,8 +66,9 @@ pub struct Fetch<'d> {
 pub enum Step<'d> {
     /// Fetch, [`record`](super::record) the result into the agent's entry, call again.
     Fetch(Fetch<'d>),
-    /// Act on the verdict. `refresh`: a stale directory the host refreshes after the
-    /// response went out (or inline when it cannot).
+    /// Act on the verdict. `refresh`: a directory the host fetches after the response went
+    /// out (or inline when it cannot): a stale one, or the directory a signature wanted
+    /// beside another that verified.
     Done {
         /// The verdict.
         verdict: Verdict,
@@ -109,6 +111,8 @@ pub fn claimed_agents<'d, R: Request>(
 ///   verdict is `directory_unavailable` (503, this agent only);
 /// - an agent with neither pinned keys nor an allow-list entry is `agent_not_allowed`, and
 ///   nothing is fetched for it;
+/// - each signature is judged on its own: when one verified, another's fetch is returned as
+///   `refresh`, after the answer;
 /// - whatever the verdict, a stale directory of a named agent is returned for refresh.
 pub fn verify_with_directories<'d, R: Request>(
     request: &R,
@@ -127,33 +131,63 @@ pub fn verify_with_directories<'d, R: Request>(
             }
         }
     }
-    let mut verdict = verify(request, &keys, policy, now);
-    if let Verdict::Rejected(r) = &mut verdict {
-        let wants_key = matches!(r.reason, Reason::UnknownKey | Reason::KeyExpired | Reason::KeyNotYetValid);
-        if let (true, Some(agent)) = (wants_key, r.agent.as_deref()) {
-            match directories.get(agent) {
-                Some(a) => {
-                    let entry = entries.get(a.agent.as_str());
-                    let usable = entry.is_some_and(|e| e.usable_keys(now).is_some());
-                    let may_fetch = entry.is_none_or(|e| e.may_fetch(now));
-                    if may_fetch {
-                        let reason = if usable { FetchReason::UnknownKeyid } else { FetchReason::NoKeys };
-                        return Step::Fetch(Fetch { agent: a, reason });
-                    }
-                    if !usable && !pinned.has_agent(agent) {
-                        r.reason = Reason::DirectoryUnavailable;
-                    }
+    // Each signature stands on its own (draft-ietf-webbotauth-httpsig-protocol §4.3): one
+    // that wants a key of an allow-listed agent asks for that agent's fetch, first; beside a
+    // signature that verified, the fetch waits until after the answer.
+    let mut after = None;
+    let verdict = match each_signature(&Message::request(request), &keys, policy, now, &mut None) {
+        Signatures::Unsigned => Verdict::Unsigned,
+        Signatures::Malformed(reason) => reason.into(),
+        Signatures::Each(mut outcomes) => {
+            let any_verified = outcomes.iter().any(Result::is_ok);
+            for rejected in outcomes.iter_mut().filter_map(|o| o.as_mut().err()) {
+                match directory_rule(rejected, pinned, directories, entries, now) {
+                    Some(fetch) if !any_verified => return Step::Fetch(fetch),
+                    Some(fetch) => after = after.or(Some(fetch)),
+                    None => {}
                 }
-                None if !pinned.has_agent(agent) && r.reason == Reason::UnknownKey => {
-                    r.reason = Reason::AgentNotAllowed;
-                }
-                None => {}
+            }
+            fold(outcomes)
+        }
+    };
+    let refresh = after.or_else(|| {
+        claimed
+            .into_iter()
+            .find(|a| entries.get(a.agent.as_str()).is_some_and(|e| e.usable_keys(now).is_some() && e.refresh_due(now)))
+            .map(|agent| Fetch { agent, reason: FetchReason::Stale })
+    });
+    Step::Done { verdict, refresh }
+}
+
+/// A signature rejected for want of a key (`unknown_key`, `key_expired`,
+/// `key_not_yet_valid`): fetch its agent's directory when allowed; else an allow-listed
+/// agent with no usable keys is `directory_unavailable`, and an agent with neither pinned
+/// keys nor an allow-list entry `agent_not_allowed`.
+fn directory_rule<'d>(
+    rejected: &mut Rejected,
+    pinned: &Keyring,
+    directories: &'d Directories,
+    entries: &Entries,
+    now: u64,
+) -> Option<Fetch<'d>> {
+    let wants_key = matches!(rejected.reason, Reason::UnknownKey | Reason::KeyExpired | Reason::KeyNotYetValid);
+    let agent = rejected.agent.as_deref().filter(|_| wants_key)?;
+    match directories.get(agent) {
+        Some(a) => {
+            let entry = entries.get(a.agent.as_str());
+            let usable = entry.is_some_and(|e| e.usable_keys(now).is_some());
+            if entry.is_none_or(|e| e.may_fetch(now)) {
+                let reason = if usable { FetchReason::UnknownKeyid } else { FetchReason::NoKeys };
+                return Some(Fetch { agent: a, reason });
+            }
+            if !usable && !pinned.has_agent(agent) {
+                rejected.reason = Reason::DirectoryUnavailable;
             }
         }
+        None if !pinned.has_agent(agent) && rejected.reason == Reason::UnknownKey => {
+            rejected.reason = Reason::AgentNotAllowed;
+        }
+        None => {}
     }
-    let refresh = claimed
-        .into_iter()
-        .find(|a| entries.get(a.agent.as_str()).is_some_and(|e| e.usable_keys(now).is_some() && e.refresh_due(now)))
-        .map(|agent| Fetch { agent, reason: FetchReason::Stale });
-    Step::Done { verdict, refresh }
+    None
 }

@@ -300,6 +300,66 @@ pub struct Expect {
     /// Verified label.
     #[serde(default)]
     pub label: Option<String>,
+    /// The request's other signatures that verified too, in `Signature-Input` order.
+    #[serde(default)]
+    pub also: Vec<ExpectSignature>,
+    /// Signatures beside a verified one that did not verify, in order.
+    #[serde(default)]
+    pub discarded: Vec<ExpectDiscarded>,
+}
+
+/// Another verified signature of the request.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectSignature {
+    /// Its agent (`null`: none).
+    pub agent: Option<String>,
+    /// Its covered claim under a key trusted for any agent.
+    #[serde(default)]
+    pub claimed_agent: Option<String>,
+    /// Its keyid.
+    pub keyid: String,
+    /// Its label.
+    pub label: String,
+}
+
+/// A signature that did not verify beside one that did.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectDiscarded {
+    /// Its label.
+    pub label: String,
+    /// Why (`Reason::code`).
+    pub reason: String,
+}
+
+impl Expect {
+    /// The verified outcome this expects, as core's type (what the verdict header is made
+    /// from), or `None` when it expects no verification.
+    pub fn verified(&self) -> Option<botauth_core::Verified> {
+        if self.verdict != ExpectedVerdict::Verified {
+            return None;
+        }
+        let also = self
+            .also
+            .iter()
+            .map(|a| botauth_core::Verified {
+                agent: a.agent.clone(),
+                claimed_agent: a.claimed_agent.clone(),
+                keyid: a.keyid.clone(),
+                label: a.label.clone(),
+                ..Default::default()
+            })
+            .collect();
+        Some(botauth_core::Verified {
+            agent: self.agent.clone(),
+            claimed_agent: self.claimed_agent.clone(),
+            keyid: self.keyid.clone().unwrap_or_default(),
+            label: self.label.clone().unwrap_or_default(),
+            also,
+            ..Default::default()
+        })
+    }
 }
 
 /// Every case of every file, in file order, each with its file name filled in.
@@ -496,6 +556,30 @@ impl Case {
                 }
                 if e.label.as_deref() != Some(v.label.as_str()) {
                     diffs.push(format!("label {:?}, expected {:?}", v.label, e.label));
+                }
+                let also: Vec<ExpectSignature> = v
+                    .also
+                    .iter()
+                    .map(|a| ExpectSignature {
+                        agent: a.agent.clone(),
+                        claimed_agent: a.claimed_agent.clone(),
+                        keyid: a.keyid.clone(),
+                        label: a.label.clone(),
+                    })
+                    .collect();
+                if also != e.also {
+                    diffs.push(format!("also {also:?}, expected {:?}", e.also));
+                }
+                let discarded: Vec<ExpectDiscarded> = v
+                    .discarded
+                    .iter()
+                    .map(|r| ExpectDiscarded {
+                        label: r.label.clone().unwrap_or_default(),
+                        reason: r.reason.code().into(),
+                    })
+                    .collect();
+                if discarded != e.discarded {
+                    diffs.push(format!("discarded {discarded:?}, expected {:?}", e.discarded));
                 }
                 if diffs.is_empty() {
                     Ok(())
