@@ -34,14 +34,7 @@ fn run(case: &Case) -> Result<(), String> {
     let mut store = MemoryNonceStore::new(64);
     let (first, trace) = verify_with_trace(&req, &keys, &policy, case.now);
     case.check_signature_base(trace.signature_base.as_deref())?;
-    // A host asks the claims list about unsigned requests only.
-    let first = match (&first, &case.claims) {
-        (botauth_core::Verdict::Unsigned, Some(claims)) => {
-            let json = serde_json::to_vec(claims).map_err(|e| e.to_string())?;
-            botauth_core::claims::Claims::from_json(&json).map_err(|e| e.to_string())?.verdict(&req)
-        }
-        _ => first,
-    };
+    let first = case.with_claims(first, &req)?;
     let first = check_replay(first, &mut store, &policy, case.now);
     let verdict = if case.send_twice {
         if !first.is_verified() {

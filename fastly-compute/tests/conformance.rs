@@ -33,12 +33,17 @@ fn setup(case: &Case, policy: String) -> Setup {
     let agents: Vec<&String> = case.keys.keys().filter(|a| a.as_str() != "*").collect();
     jwks.push(("agents".into(), serde_json::json!(agents).to_string()));
     Setup {
-        settings: Some(vec![
-            ("policy".into(), policy),
-            ("testing_now".into(), case.now.to_string()),
-            ("scheme".into(), case.request.scheme.clone()),
-            ("debug".into(), "true".into()),
-        ]),
+        settings: Some(
+            vec![
+                ("policy".into(), policy),
+                ("testing_now".into(), case.now.to_string()),
+                ("scheme".into(), case.request.scheme.clone()),
+                ("debug".into(), "true".into()),
+            ]
+            .into_iter()
+            .chain(case.claims.as_ref().map(|c| ("claims".to_string(), c.to_string())))
+            .collect(),
+        ),
         jwks: Some(jwks),
         // Almost every case carries the same nonce: the nonce store is only declared for
         // the cases about nonces, and each of those gets its own Viceroy.

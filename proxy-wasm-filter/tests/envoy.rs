@@ -50,7 +50,7 @@ fn plugin_config(case: &Case, mode: &str, namespace: Option<&str>) -> Result<Val
             json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}),
         );
     }
-    let config = json!({
+    let mut config = json!({
         "keys": keys,
         "policy": policy,
         "scheme": case.request.scheme,
@@ -60,6 +60,9 @@ fn plugin_config(case: &Case, mode: &str, namespace: Option<&str>) -> Result<Val
         },
         "testing_fixed_now": case.now,
     });
+    if let Some(claims) = &case.claims {
+        config["claims"] = claims.clone();
+    }
     // The plugin must arrive at exactly the policy the case means.
     let parsed = botauth_proxy_wasm::config::parse(config.to_string().as_bytes()).map_err(|e| e.to_string())?;
     let mut want = case.policy();
@@ -85,7 +88,8 @@ fn send(port: u16, case: &Case, extra: &[(&str, &str)]) -> Response {
 fn core_verdict(case: &Case) -> Result<Verdict, String> {
     let (req, keys, policy) = (case.request(), case.keyring()?, case.policy());
     let mut store = MemoryNonceStore::new(16);
-    let mut v = check_replay(verify(&req, &keys, &policy, case.now), &mut store, &policy, case.now);
+    let mut v =
+        check_replay(case.with_claims(verify(&req, &keys, &policy, case.now), &req)?, &mut store, &policy, case.now);
     if case.send_twice {
         v = check_replay(verify(&req, &keys, &policy, case.now), &mut store, &policy, case.now);
     }

@@ -508,6 +508,18 @@ impl Case {
         p
     }
 
+    /// `verdict` as a host with the case's `claims` makes it: an unsigned request that claims
+    /// an agent that always signs becomes `unverified_claim` (hosts ask about unsigned only).
+    pub fn with_claims(&self, verdict: Verdict, request: &HttpRequest) -> Result<Verdict, String> {
+        match (&verdict, &self.claims) {
+            (Verdict::Unsigned, Some(claims)) => {
+                let json = serde_json::to_vec(claims).map_err(|e| e.to_string())?;
+                Ok(botauth_core::claims::Claims::from_json(&json).map_err(|e| e.to_string())?.verdict(request))
+            }
+            _ => Ok(verdict),
+        }
+    }
+
     /// The HTTP status an enforcing host answers with: the rejection's status, or `None`
     /// when the request is forwarded (verified or unsigned).
     pub fn expected_status(&self) -> Option<u16> {
