@@ -2,6 +2,9 @@
 //! same request in the same run.
 //!
 //! - `unsigned`: an ordinary request (target ≤ 1 µs).
+//! - `unsigned_with_claims`: the same visitor where the operator lists agents that always
+//!   sign (`claims`): the two lookups, then the `User-Agent` and `Signature-Agent` check.
+//! - `claim_rejection`: an unsigned request whose `User-Agent` claims ChatGPT.
 //! - `precheck_rejection`: a signed request whose signature is 63 bytes (target ≤ 2 µs).
 //! - `parse_and_base`: everything but key lookup and Ed25519 (target ≤ 10 % of `full_verify`).
 //! - `full_verify/<backend>`: `verify` with the compiled-in backend (`ed25519-compact` by
@@ -33,7 +36,7 @@ mod native {
     use criterion::Criterion;
 
     use crate::peers;
-    use crate::workload::{parse_and_base, Workload, NOW};
+    use crate::workload::{parse_and_base, verify_with_claims, Workload, NOW};
 
     pub fn benches(c: &mut Criterion) {
         let w = Workload::new();
@@ -45,6 +48,8 @@ mod native {
         c.bench_function("unsigned", |b| {
             b.iter(|| botauth_core::verify(black_box(&w.unsigned), &w.keys, &w.policy, NOW))
         });
+        c.bench_function("unsigned_with_claims", |b| b.iter(|| verify_with_claims(&w, black_box(&w.unsigned))));
+        c.bench_function("claim_rejection", |b| b.iter(|| verify_with_claims(&w, black_box(&w.claiming))));
         c.bench_function("precheck_rejection", |b| {
             b.iter(|| botauth_core::verify(black_box(&w.bad_length), &w.keys, &w.policy, NOW))
         });

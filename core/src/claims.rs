@@ -169,7 +169,18 @@ impl Claim {
 
 /// `haystack` contains `needle` (lowercase), ASCII case-insensitively.
 fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+    let Some((&first, rest)) = needle.split_first() else {
+        return false;
+    };
+    let Some(last) = haystack.len().checked_sub(needle.len()) else {
+        return false;
+    };
+    // Compare whole windows only where the first byte matches (most positions do not).
+    let (lower, upper) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    haystack.iter().take(last + 1).enumerate().any(|(i, &b)| {
+        (b == lower || b == upper)
+            && haystack.get(i + 1..i + needle.len()).is_some_and(|w| w.eq_ignore_ascii_case(rest))
+    })
 }
 
 #[cfg(test)]
@@ -177,6 +188,22 @@ mod tests {
     use super::*;
     use crate::HttpRequest;
     use alloc::string::ToString;
+
+    #[test]
+    fn substring_match_is_ascii_case_insensitive_at_every_position() {
+        for (hay, needle, want) in [
+            (&b"ChatGPT-User/1.0"[..], &b"chatgpt-user"[..], true),
+            (b"x ChatGPT-USER", b"chatgpt-user", true),
+            (b"xx CHATGPT-USE", b"chatgpt-user", false),
+            (b"chatgpt-user", b"chatgpt-user", true),
+            (b"short", b"longer-than-it", false),
+            (b"anything", b"", false),
+            (b"", b"a", false),
+            (b"cchatgpt", b"chatgpt", true),
+        ] {
+            assert_eq!(contains_ignore_case(hay, needle), want, "{:?} in {:?}", needle, hay);
+        }
+    }
 
     fn claims() -> Claims {
         Claims::from_json(

@@ -254,6 +254,8 @@ fn report(
 ) -> Result<String, String> {
     let unsigned = get(native, "unsigned")?;
     let precheck = get(native, "precheck_rejection")?;
+    let with_claims = get(native, "unsigned_with_claims")?;
+    let claim = get(native, "claim_rejection")?;
     let parse = get(native, "parse_and_base")?;
     let full_c = get(native, "full_verify/ed25519-compact")?;
     let full_d = get(native_dalek, "full_verify/ed25519-dalek")?;
@@ -288,6 +290,7 @@ fn report(
 
     md.push_str("\n## Targets\n\n| target | measured | ratio to target | |\n|---|---|---|---|\n");
     limit_row(&mut md, "unsigned ≤ 1 µs", unsigned, 1000.0, 3);
+    limit_row(&mut md, "unsigned ≤ 1 µs, claims configured (adds the User-Agent check)", with_claims, 1000.0, 3);
     limit_row(&mut md, "precheck rejection ≤ 2 µs", precheck, 2000.0, 2);
     for (name, parse, full) in [
         ("ed25519-compact", parse, full_c),
@@ -310,6 +313,8 @@ fn report(
     );
     for (name, v) in [
         ("unsigned", unsigned),
+        ("unsigned_with_claims (claims configured, ordinary visitor)", with_claims),
+        ("claim_rejection (unsigned, User-Agent claims ChatGPT)", claim),
         ("precheck_rejection", precheck),
         ("parse_and_base", parse),
         ("full_verify/ed25519-compact", full_c),

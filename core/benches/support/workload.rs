@@ -7,6 +7,7 @@
 //! `tag="web-bot-auth"`, signed with the RFC 9421 B.1.4 test key.
 
 use base64::Engine as _;
+use botauth_core::claims::Claims;
 use botauth_core::components::Message;
 use botauth_core::policy::Policy;
 use botauth_core::precheck::precheck;
@@ -33,7 +34,7 @@ const NONCE: &str = "ZO3/XMEZjrvSnLtAP9M7jK0WGQf3J+pbmQRUpHDhF65eG5U1YbOfBxUFi/6
 
 /// Everything one benchmark iteration needs.
 pub struct Workload {
-    /// An ordinary visitor: no signature fields.
+    /// An ordinary visitor (a browser's `User-Agent`): no signature fields.
     pub unsigned: HttpRequest,
     /// Signed, and valid under `policy` at [`NOW`].
     pub signed: HttpRequest,
@@ -53,6 +54,19 @@ pub struct Workload {
     pub base: String,
     /// The signature of `signed`, raw.
     pub signature: [u8; 64],
+    /// Agents that always sign, as an operator lists them (ChatGPT by its User-Agent tokens).
+    pub claims: Claims,
+    /// Unsigned, but its `User-Agent` claims ChatGPT: `unverified_claim` under `claims`.
+    pub claiming: HttpRequest,
+}
+
+/// What a host does with an unsigned request when claims are configured: verify, then (for
+/// unsigned only) ask the claims list about `User-Agent` and `Signature-Agent`.
+pub fn verify_with_claims(w: &Workload, req: &HttpRequest) -> Verdict {
+    match botauth_core::verify(req, &w.keys, &w.policy, NOW) {
+        Verdict::Unsigned => w.claims.verdict(req),
+        v => v,
+    }
 }
 
 fn browser_like(req: HttpRequest) -> HttpRequest {
@@ -110,6 +124,16 @@ impl Workload {
         let mut bad_length = signed.clone();
         bad_length.remove_header("Signature");
         bad_length.push_header("Signature", format!("sig1=:{short}:"));
+        // The agent's own request, unsigned: its User-Agent claims ChatGPT.
+        let claiming = unsigned.clone();
+        // An ordinary visitor: the same request from a browser.
+        let mut unsigned = unsigned;
+        unsigned.remove_header("User-Agent");
+        unsigned.push_header("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0");
+        let claims = Claims::from_json(
+            br#"[{"agent": "https://chatgpt.com", "user_agent": ["ChatGPT-User", "ChatGPT Agent"]}]"#,
+        )
+        .unwrap_or_default();
         let jwks = format!(r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","x":"{TEST_KEY_X}"}}]}}"#);
         let mut keys = Keyring::new();
         let _ = keys.add_jwks(AGENT, jwks.as_bytes());
@@ -124,6 +148,8 @@ impl Workload {
             public_key: *ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(decode32(TEST_KEY_D))).pk,
             base,
             signature,
+            claims,
+            claiming,
         }
     }
 
@@ -132,6 +158,13 @@ impl Workload {
         let v = botauth_core::verify(&self.unsigned, &self.keys, &self.policy, NOW);
         if v != Verdict::Unsigned {
             return Err(format!("unsigned request: {v:?}"));
+        }
+        if self.claims.is_empty() || verify_with_claims(self, &self.unsigned) != Verdict::Unsigned {
+            return Err("the ordinary visitor is not unsigned under the claims list".into());
+        }
+        let v = verify_with_claims(self, &self.claiming);
+        if v.reason() != Some(Reason::UnverifiedClaim) {
+            return Err(format!("the claiming request is not an unverified claim: {v:?}"));
         }
         let (v, trace) = botauth_core::verify_with_trace(&self.bad_length, &self.keys, &self.policy, NOW);
         let first = trace.checks.first().map(|(name, r)| (*name, *r));
