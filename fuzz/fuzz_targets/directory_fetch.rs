@@ -4,9 +4,7 @@
 //! their JSON form.
 #![no_main]
 
-use botauth_core::directory::{
-    record, verify_with_directories, Directories, Entries, Entry, Fetched, TransportError,
-};
+use botauth_core::directory::{record, verify_with_directories, Directories, Entries, Entry, Fetched, TransportError};
 use botauth_core::{HttpRequest, Keyring, Policy};
 use libfuzzer_sys::fuzz_target;
 

@@ -64,6 +64,10 @@ pub fn check() -> Result<(), String> {
         differ.push(format!("{FETCH_FILE} (differs or missing)"));
     }
     if differ.is_empty() {
+        // Seeds are derived from the committed fixture files, so compare them once those match.
+        differ.extend(crate::fuzz::check_seeds(&util::root().join(crate::fuzz::SEEDS_DIR))?);
+    }
+    if differ.is_empty() {
         let count: usize = generated.iter().map(|(_, t)| t.matches("\n    {\n").count()).sum();
         println!("fixtures/cases: {} files, {count} cases, all current", generated.len());
         Ok(())
@@ -87,6 +91,10 @@ fn write() -> Result<(), String> {
     let path = util::root().join(FETCH_FILE);
     std::fs::write(&path, directory::fetch_file(&load_keys()?)?).map_err(|e| format!("{}: {e}", path.display()))?;
     println!("wrote {}", path.display());
+    // The fuzz targets' committed seeds come from the files just written.
+    let seeds = util::root().join(crate::fuzz::SEEDS_DIR);
+    let n = crate::fuzz::write_seeds(&seeds)?;
+    println!("wrote {n} seeds under {}", seeds.display());
     Ok(())
 }
 

@@ -6,14 +6,17 @@
 //! the targets one after the other and lists every crash with its reproducer
 //! (`fuzz/artifacts/<target>/`), not just the first.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use sha2::Digest as _;
+
 use crate::util::{banner, have, root, run as run_cmd};
 
 /// The targets of `fuzz/Cargo.toml`: one per public entry point, plus a round trip.
-const TARGETS: [&str; 9] = [
+const TARGETS: [&str; 12] = [
     "signature_input",
     "signature_agent",
     "signature_base",
@@ -23,6 +26,9 @@ const TARGETS: [&str; 9] = [
     "directory_fetch",
     "agent_uri",
     "verdict_auth",
+    "freshness",
+    "settings",
+    "plugin_config",
 ];
 
 pub fn run(args: &[String]) -> Result<(), String> {
@@ -50,33 +56,60 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let targets: Vec<&str> = if only.is_empty() { TARGETS.to_vec() } else { only };
 
     ensure_tools()?;
-    let seeded = seed_corpora()?;
-    println!("seeded the corpora with {seeded} inputs from fixtures/cases");
     let target_dir =
         std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target")).join("fuzz");
 
     banner("cargo +nightly fuzz build");
     run_cmd(nightly().args(["fuzz", "build", "--target-dir"]).arg(&target_dir))?;
 
-    let mut failures = Vec::new();
+    let logs = target_dir.join("logs");
+    std::fs::create_dir_all(&logs).map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
+    let mut results = Vec::new();
     for t in &targets {
         banner(&format!("fuzz {t} for {seconds} s"));
+        let corpus = root().join("fuzz").join("corpus").join(t);
+        std::fs::create_dir_all(&corpus).map_err(|e| format!("cannot create {}: {e}", corpus.display()))?;
+        let log_path = logs.join(format!("{t}.log"));
+        let log = std::fs::File::create(&log_path).map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
+        // The writable corpus first, then the committed seeds (read only).
         let status = nightly()
             .args(["fuzz", "run", t, "--target-dir"])
             .arg(&target_dir)
+            .arg(&corpus)
+            .arg(root().join(SEEDS_DIR).join(t))
             .arg("--")
             .arg(format!("-max_total_time={seconds}"))
             .arg("-rss_limit_mb=2048")
             .arg("-timeout=10")
             .arg("-print_final_stats=1")
+            .stderr(log)
             .status()
             .map_err(|e| format!("cannot start cargo fuzz: {e}"))?;
-        if !status.success() {
-            failures.push(format!("{t}: {status}; reproducers: {}", artifacts(t).join(", ")));
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let stats = Stats::from_log(&text);
+        let crash = (!status.success()).then(|| format!("{status}; reproducers: {}", artifacts(t).join(", ")));
+        println!(
+            "{t}: {} execs, cov {}, ft {}, corpus {}, {}",
+            stats.execs,
+            stats.cov,
+            stats.features,
+            stats.corpus,
+            crash.as_deref().unwrap_or("no crash")
+        );
+        if crash.is_some() {
+            // The fuzzer's own account of the crash.
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            for line in tail.iter().rev() {
+                println!("    {line}");
+            }
         }
+        results.push(((*t).to_string(), stats, crash));
     }
+    write_report(&results, seconds)?;
+    let failures: Vec<String> =
+        results.iter().filter_map(|(t, _, c)| c.as_ref().map(|c| format!("{t}: {c}"))).collect();
     if failures.is_empty() {
-        println!("\nfuzz: {} targets ran {seconds} s each without a crash", targets.len());
+        println!("\nfuzz: {} targets ran {seconds} s each without a crash (RELIABILITY.md updated)", targets.len());
         Ok(())
     } else {
         let mut msg = format!("{} of {} fuzz targets failed:", failures.len(), targets.len());
@@ -86,6 +119,100 @@ pub fn run(args: &[String]) -> Result<(), String> {
         let _ = write!(msg, "\nreproduce with: cargo +nightly fuzz run <target> <file>");
         Err(msg)
     }
+}
+
+/// What libFuzzer reported at the end of a run (`-print_final_stats=1` and its last status line).
+#[derive(Default)]
+struct Stats {
+    execs: u64,
+    execs_per_sec: u64,
+    cov: u64,
+    features: u64,
+    corpus: u64,
+    peak_rss_mb: u64,
+}
+
+impl Stats {
+    fn from_log(log: &str) -> Self {
+        let stat = |name: &str| {
+            log.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|rest| rest.trim().trim_start_matches(':').trim().parse().ok())
+                .unwrap_or(0)
+        };
+        // e.g. `#1982328 DONE   cov: 771 ft: 2961 corp: 532/62Kb lim: 4096 exec/s: 94396 rss: 422Mb`
+        let last = log.lines().rev().find(|l| l.starts_with('#') && l.contains("cov:")).unwrap_or("");
+        let after = |key: &str| {
+            last.split_whitespace()
+                .skip_while(|w| *w != key)
+                .nth(1)
+                .and_then(|v| v.split('/').next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        Self {
+            execs: stat("stat::number_of_executed_units"),
+            execs_per_sec: stat("stat::average_exec_per_sec"),
+            cov: after("cov:"),
+            features: after("ft:"),
+            corpus: after("corp:"),
+            peak_rss_mb: stat("stat::peak_rss_mb"),
+        }
+    }
+}
+
+/// The fuzz section of `RELIABILITY.md` (between its markers), rewritten for this run.
+fn write_report(results: &[(String, Stats, Option<String>)], seconds: u64) -> Result<(), String> {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "## Fuzzing\n\nWritten by `cargo xtask fuzz --seconds {seconds}` on {} ({}, `nproc` {}): every target \
+         of `fuzz/` for {seconds} s, one after the other, starting from the committed seeds \
+         (`{SEEDS_DIR}/`, generated from the fixtures by `cargo xtask fixtures`) and the local corpus. \
+         `cov` and `ft` are libFuzzer's edge coverage and feature counts at the end of the run.\n",
+        sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        cpu_model(),
+        sh("nproc", &[]),
+    );
+    md.push_str(
+        "| target | execs | execs/s | cov | ft | corpus | peak RSS | crash |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for (t, s, crash) in results {
+        let _ = writeln!(
+            md,
+            "| `{t}` | {} | {} | {} | {} | {} | {} MB | {} |",
+            s.execs,
+            s.execs_per_sec,
+            s.cov,
+            s.features,
+            s.corpus,
+            s.peak_rss_mb,
+            crash.as_deref().unwrap_or("none")
+        );
+    }
+    write_section(&root().join("RELIABILITY.md"), "fuzz", &md)
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// The targets compile (stable `cargo check`, no sanitizers): part of `cargo xtask test`, so a
+/// change in core's API cannot leave a target broken until the next fuzz run.
+pub fn check_targets() -> Result<(), String> {
+    let target_dir = root().join("target").join("fuzz-check");
+    run_cmd(
+        crate::util::cargo()
+            .args(["check", "--manifest-path", "fuzz/Cargo.toml", "--bins", "--locked", "--target-dir"])
+            .arg(target_dir),
+    )
 }
 
 /// `cargo +nightly` through rustup, clear of the variables the outer (stable) cargo set.
@@ -122,11 +249,17 @@ fn artifacts(target: &str) -> Vec<String> {
     found
 }
 
-/// Write every fixture request into the corpora: whole requests (text form of
-/// `fuzz/src/lib.rs`) for `verify` and `signature_base`, field values for the parsers.
-fn seed_corpora() -> Result<usize, String> {
-    let corpus = root().join("fuzz").join("corpus");
-    let mut n = 0;
+/// The committed seed corpus: `fuzz/seeds/<target>/<sha-256 prefix>`, written by
+/// `cargo xtask fixtures` from the fixture files and checked by `cargo xtask fixtures --check`.
+pub const SEEDS_DIR: &str = "fuzz/seeds";
+
+/// Seeds by target, then by file name (a SHA-256 prefix of the content: one file per distinct
+/// input), all from the committed fixtures: whole requests (text form of `fuzz/src/lib.rs`)
+/// for `verify` and `signature_base`, field values for the parsers, directory bodies and
+/// URIs, response fields for `freshness`, configuration texts for `settings` and
+/// `plugin_config`.
+pub fn seeds() -> Result<BTreeMap<String, BTreeMap<String, Vec<u8>>>, String> {
+    let mut out = Seeds::default();
     let cases_dir = root().join("fixtures").join("cases");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&cases_dir)
         .map_err(|e| format!("cannot read {}: {e}", cases_dir.display()))?
@@ -138,54 +271,157 @@ fn seed_corpora() -> Result<usize, String> {
     for file in files {
         let json = read_json(&file)?;
         for case in json["cases"].as_array().into_iter().flatten() {
-            let name = case_name(case);
-            let req = &case["request"];
-            let mut whole = format!(
-                "{} {} {} {}\n",
-                req["method"].as_str().unwrap_or("GET"),
-                req["target"].as_str().unwrap_or("/"),
-                req["authority"].as_str().unwrap_or("example.com"),
-                case["now"].as_u64().unwrap_or(0)
-            );
-            for h in req["headers"].as_array().into_iter().flatten() {
-                let (Some(hn), Some(hv)) = (h[0].as_str(), h[1].as_str()) else { continue };
-                let _ = writeln!(whole, "{hn}: {hv}");
-                let field_target = match hn.to_ascii_lowercase().as_str() {
-                    "signature-input" | "signature" => Some("signature_input"),
-                    "signature-agent" => Some("signature_agent"),
-                    _ => None,
-                };
-                if let Some(t) = field_target {
-                    let kind = hn.to_ascii_lowercase();
-                    n += seed(&corpus.join(t), &format!("fixture-{name}-{kind}"), hv)?;
-                }
-            }
-            for t in ["verify", "signature_base"] {
-                n += seed(&corpus.join(t), &format!("fixture-{name}"), &whole)?;
-            }
+            seed_case(&mut out, case);
         }
     }
-    n += seed_directory_corpora(&corpus)?;
-    Ok(n)
+    seed_directory_fetches(&mut out)?;
+    // The verdict-auth key item: a kid line, then a secret.
+    out.add("settings", [&[4u8][..], b"k1\n0123456789abcdef0123456789abcdef"].concat());
+    Ok(out.0)
 }
 
-/// Directory bodies and agent URIs from `fixtures/directories/fetch.json`.
-fn seed_directory_corpora(corpus: &Path) -> Result<usize, String> {
+#[derive(Default)]
+struct Seeds(BTreeMap<String, BTreeMap<String, Vec<u8>>>);
+
+impl Seeds {
+    fn add(&mut self, target: &str, content: impl Into<Vec<u8>>) {
+        let content = content.into();
+        let digest = sha2::Sha256::digest(&content);
+        let name: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        self.0.entry(target.into()).or_default().insert(name, content);
+    }
+}
+
+fn seed_case(out: &mut Seeds, case: &serde_json::Value) {
+    let req = &case["request"];
+    let mut whole = format!(
+        "{} {} {} {}\n",
+        req["method"].as_str().unwrap_or("GET"),
+        req["target"].as_str().unwrap_or("/"),
+        req["authority"].as_str().unwrap_or("example.com"),
+        case["now"].as_u64().unwrap_or(0)
+    );
+    for h in req["headers"].as_array().into_iter().flatten() {
+        let (Some(hn), Some(hv)) = (h[0].as_str(), h[1].as_str()) else { continue };
+        let _ = writeln!(whole, "{hn}: {hv}");
+        match hn.to_ascii_lowercase().as_str() {
+            "signature-input" | "signature" => out.add("signature_input", hv),
+            "signature-agent" => out.add("signature_agent", hv),
+            _ => {}
+        }
+    }
+    // `sign_verify` builds its request from structured input (`arbitrary`): raw request bytes
+    // decode to some input and carry the fixtures' tokens.
+    for t in ["verify", "signature_base", "sign_verify"] {
+        out.add(t, whole.as_str());
+    }
+    // `verdict_auth` reads strings: the verdict header a host would send for this case.
+    if let (Some(keyid), Some(label)) = (case.pointer("/expect/keyid"), case.pointer("/expect/label")) {
+        let agent = case
+            .pointer("/expect/agent")
+            .and_then(|a| a.as_str())
+            .map(|a| format!("agent=\"{a}\";"))
+            .unwrap_or_default();
+        out.add(
+            "verdict_auth",
+            format!(
+                "t=1735689700, kid=\"k1\", mac=:AAAA:verified;{agent}keyid={keyid};label={label}GET{}{}",
+                req["authority"].as_str().unwrap_or(""),
+                req["target"].as_str().unwrap_or("/")
+            ),
+        );
+    }
+    // Configuration texts: the `settings` target takes an item selector byte, then the text.
+    let policy = case.get("policy").cloned().unwrap_or_else(|| serde_json::json!({}));
+    out.add("settings", [&[0u8][..], policy.to_string().as_bytes()].concat());
+    if let Some(claims) = case.get("claims") {
+        out.add("settings", [&[1u8][..], claims.to_string().as_bytes()].concat());
+    }
+    if let Some(config) = case.pointer("/directories/config") {
+        out.add("settings", [&[2u8][..], config.to_string().as_bytes()].concat());
+    }
+    for jwks in case["keys"].as_object().into_iter().flat_map(|k| k.values()) {
+        out.add("settings", [&[3u8][..], jwks.to_string().as_bytes()].concat());
+    }
+    let mut plugin = serde_json::json!({"keys": case["keys"], "policy": policy, "scheme": req["scheme"]});
+    if let Some(claims) = case.get("claims") {
+        plugin["claims"] = claims.clone();
+    }
+    if let Some(config) = case.pointer("/directories/config") {
+        plugin["directories"] = config.clone();
+    }
+    out.add("plugin_config", plugin.to_string());
+}
+
+/// Directory bodies, agent URIs and response fields from `fixtures/directories/fetch.json`.
+fn seed_directory_fetches(out: &mut Seeds) -> Result<(), String> {
     let file = root().join("fixtures/directories/fetch.json");
     let json = read_json(&file)?;
-    let mut n = 0;
+    let now = json["now"].as_u64().unwrap_or(1_735_689_700);
     for case in json["cases"].as_array().into_iter().flatten() {
-        let name = case_name(case);
         if let Some(body) = case["response"]["body"].as_str() {
-            n += seed(&corpus.join("directory_document"), &format!("fixture-{name}"), body)?;
+            out.add("directory_document", body);
         }
         for key in ["agent", "directory"] {
             if let Some(uri) = case["agent"][key].as_str() {
-                n += seed(&corpus.join("agent_uri"), &format!("fixture-{name}-{key}"), uri)?;
+                out.add("agent_uri", uri);
             }
+        }
+        let mut fields = String::new();
+        for h in case["response"]["headers"].as_array().into_iter().flatten() {
+            if let (Some(n), Some(v)) = (h[0].as_str(), h[1].as_str()) {
+                let _ = writeln!(fields, "{n}: {v}");
+            }
+        }
+        // `directory_fetch` (structured input): the status, the fields and the body, raw.
+        let status = case["response"]["status"].as_u64().unwrap_or(200);
+        let body = case["response"]["body"].as_str().unwrap_or("");
+        out.add("directory_fetch", format!("{status}\n{fields}\n{body}"));
+        // `freshness` input: now (u64), the bounds' four u16 (defaults: min_ttl 60, max_ttl
+        // 86 400, max_stale ≈ 65 535, max_negative_ttl 300), failures, then the fields.
+        let mut seed = now.to_le_bytes().to_vec();
+        for v in [59u16, 26_340, u16::MAX, 299] {
+            seed.extend(v.to_le_bytes());
+        }
+        seed.push(1);
+        seed.extend(fields.as_bytes());
+        out.add("freshness", seed);
+    }
+    Ok(())
+}
+
+/// Write [`seeds`] into `dir` (one directory per target), removing stale files.
+pub fn write_seeds(dir: &Path) -> Result<usize, String> {
+    let seeds = seeds()?;
+    let _ = std::fs::remove_dir_all(dir);
+    let mut n = 0;
+    for (target, files) in &seeds {
+        let d = dir.join(target);
+        std::fs::create_dir_all(&d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+        for (name, content) in files {
+            std::fs::write(d.join(name), content).map_err(|e| format!("cannot write {name}: {e}"))?;
+            n += 1;
         }
     }
     Ok(n)
+}
+
+/// Compare the committed seeds with [`seeds`]; the differences, named.
+pub fn check_seeds(dir: &Path) -> Result<Vec<String>, String> {
+    let seeds = seeds()?;
+    let mut differ = Vec::new();
+    for (target, files) in &seeds {
+        for (name, content) in files {
+            if std::fs::read(dir.join(target).join(name)).ok().as_deref() != Some(content.as_slice()) {
+                differ.push(format!("{SEEDS_DIR}/{target}/{name} (missing or differs)"));
+            }
+        }
+        let on_disk = std::fs::read_dir(dir.join(target)).map(|d| d.flatten().count()).unwrap_or(0);
+        if on_disk != files.len() {
+            differ.push(format!("{SEEDS_DIR}/{target}: {on_disk} files, {} generated", files.len()));
+        }
+    }
+    Ok(differ)
 }
 
 /// A fixture file as JSON.
@@ -194,19 +430,25 @@ fn read_json(file: &Path) -> Result<serde_json::Value, String> {
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))
 }
 
-/// A case's name as a corpus file name.
-fn case_name(case: &serde_json::Value) -> String {
-    case["name"]
-        .as_str()
-        .unwrap_or("case")
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
-        .collect()
+/// A command's trimmed output, or `?`.
+fn sh(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "?".into())
 }
 
-fn seed(dir: &Path, name: &str, content: &str) -> Result<usize, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let path = dir.join(name);
-    std::fs::write(&path, content).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    Ok(1)
+/// Replace the part of `file` between `<!-- {name}: begin -->` and `<!-- {name}: end -->`
+/// with `body`; a missing file or section is created (the file with its title).
+fn write_section(file: &Path, name: &str, body: &str) -> Result<(), String> {
+    let (begin, end) = (format!("<!-- {name}: begin -->"), format!("<!-- {name}: end -->"));
+    let text = std::fs::read_to_string(file).unwrap_or_else(|_| "# Reliability\n".into());
+    let section = format!("{begin}\n{body}{end}");
+    let new = match (text.find(&begin), text.find(&end)) {
+        (Some(b), Some(e)) if e > b => format!("{}{section}{}", &text[..b], &text[e + end.len()..]),
+        _ => format!("{}\n{section}\n", text.trim_end()),
+    };
+    std::fs::write(file, new).map_err(|e| format!("cannot write {}: {e}", file.display()))
 }

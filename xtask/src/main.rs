@@ -57,6 +57,7 @@ fn test(args: &[String]) -> Result<(), String> {
         ("rustfmt", util::fmt_check),
         ("clippy", util::clippy),
         ("fixtures are current", fixtures::check),
+        ("fuzz targets compile", fuzz::check_targets),
         ("native tests (ed25519-compact)", util::native_tests),
         ("core tests (ed25519-dalek)", util::dalek_tests),
     ];
