@@ -358,7 +358,9 @@ mod tests {
         assert!(parse_u64("-1").is_err());
         assert!(parse_scheme("ftp").is_err());
         assert_eq!(parse_timeout_ms("1500"), Ok(std::time::Duration::from_millis(1500)));
-        assert!(parse_timeout_ms("0").is_err() && parse_timeout_ms("600001").is_err() && parse_timeout_ms("2s").is_err());
+        assert!(
+            parse_timeout_ms("0").is_err() && parse_timeout_ms("600001").is_err() && parse_timeout_ms("2s").is_err()
+        );
         let p = parse_policy(r#"{"mode":"monitor","clock_skew":30,"limits":{"max_signature_len":100}}"#).unwrap();
         assert_eq!(p.mode, Mode::Monitor);
         assert_eq!(p.clock_skew, 30);

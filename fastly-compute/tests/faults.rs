@@ -223,3 +223,95 @@ fn origin_down_slow_or_resetting_answers_problem_json_and_the_verdict_is_still_l
         assert_eq!(unsigned(&svc).status, 200, "{name}");
     }
 }
+
+/// A request signed with the test key that names no agent (no `Signature-Agent`): its keys
+/// come from the agents listed in `botauth_jwks.agents` and the any-agent item.
+fn signed_without_agent() -> Vec<(String, String)> {
+    use botauth_core::components::Message;
+    use botauth_core::sign::{sign, SignParams};
+    let req = botauth_core::HttpRequest::new("GET", "https", "example.com", "/");
+    let params = SignParams {
+        label: "sig1".into(),
+        components: vec!["\"@authority\"".into()],
+        created: Some(NOW - 10),
+        keyid: Some(TEST_KEYID.into()),
+        alg: Some("ed25519".into()),
+        expires: Some(NOW + 300),
+        nonce: None,
+        tag: Some("web-bot-auth".into()),
+    };
+    let signed = sign(&Message::request(&req), &seed(), &params).expect("sign");
+    headers(&[("Host", "example.com"), ("Signature-Input", &signed.signature_input), ("Signature", &signed.signature)])
+}
+
+#[test]
+fn garbled_store_items_fail_closed_with_configuration_error_for_signed_traffic_only() {
+    let origin = Origin::start().expect("origin");
+    let plain = headers(&[("Host", "example.com")]);
+    let with_agent = signed_headers(&Sig::default());
+    let no_agent = signed_without_agent();
+    let with_jwks = |item: &str, value: &str| {
+        let mut s = Setup::standard();
+        s.jwks.get_or_insert_with(Vec::new).push((item.into(), value.into()));
+        s
+    };
+    let secret = |data: &str| Setup {
+        secrets: Some(vec![("verdict_auth_k1".into(), data.into())]),
+        ..Setup::standard().with_setting("verdict_auth_kid", "k1")
+    };
+    // (what, setup, the signed request, what the log line must name)
+    let fail_closed: Vec<(&str, Setup, &[(String, String)], &str)> = vec![
+        ("empty policy", Setup::standard().with_setting("policy", ""), &with_agent, "`botauth_settings.policy`"),
+        ("scheme", Setup::standard().with_setting("scheme", "ftp"), &with_agent, "`botauth_settings.scheme`"),
+        ("max_body", Setup::standard().with_setting("max_body", "lots"), &with_agent, "`botauth_settings.max_body`"),
+        (
+            "directories not JSON",
+            Setup::standard().with_setting("directories", "{\"agents\":["),
+            &with_agent,
+            "`botauth_settings.directories`",
+        ),
+        (
+            "verdict_auth_kid without the secret store",
+            Setup::standard().with_setting("verdict_auth_kid", "k1"),
+            &with_agent,
+            "secret store `botauth_secrets` cannot be opened",
+        ),
+        (
+            "verdict_auth secret missing",
+            secret("").with_setting("verdict_auth_kid", "k2"),
+            &with_agent,
+            "verdict_auth_k2` is missing",
+        ),
+        ("verdict_auth secret not base64", secret("*not base64*"), &with_agent, "verdict_auth_k1` is not base64"),
+        ("verdict_auth secret too short", secret("c2hvcnQ="), &with_agent, "`botauth_settings.verdict_auth_kid`"),
+        ("agents item not an array", with_jwks("agents", "{\"a\":1}"), &no_agent, "`botauth_jwks.agents` must be"),
+        ("any-agent item not a JWKS", with_jwks("_2A", "[]"), &with_agent, "`botauth_jwks._2A` (agent *) is invalid"),
+    ];
+    for (what, setup, signed, named) in fail_closed {
+        let svc = Service::start(&setup, origin.port());
+        let resp = svc.send("GET", "/s", signed, None);
+        assert_eq!((resp.status, problem_code(&resp).as_str()), (503, "configuration_error"), "{what}");
+        assert!(!resp.text().contains("botauth_"), "{what}: the answer names no store item: {}", resp.text());
+        assert_eq!(svc.send("GET", "/u", &plain, None).status, 200, "{what}: unsigned traffic keeps flowing");
+        let (_, stderr) = svc.output();
+        let line = stderr.lines().find(|l| l.contains("botauth: configuration error") && l.contains(named));
+        assert!(line.is_some(), "{what}: no configuration error naming {named:?}:\n{stderr}");
+        assert!(!stderr.contains("*not base64*"), "{what}: a secret is never logged");
+        assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+    }
+
+    // Items every request reads: garbled, they are logged and ignored (defaults apply);
+    // verification is unaffected.
+    for (item, value) in [("debug", "maybe"), ("claims", "[{"), ("origin_timeout_ms", "soon")] {
+        let svc = Service::start(&Setup::standard().with_setting(item, value), origin.port());
+        let resp = svc.send("GET", "/s", &with_agent, None);
+        assert_eq!(resp.status, 200, "{item}: {}", resp.text());
+        assert_eq!(svc.send("GET", "/u", &plain, None).status, 200, "{item}");
+        let (_, stderr) = svc.output();
+        let named = format!("`botauth_settings.{item}`");
+        assert!(
+            stderr.lines().any(|l| l.contains("botauth: configuration error") && l.contains(&named)),
+            "{item}: {stderr}"
+        );
+    }
+}

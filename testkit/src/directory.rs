@@ -61,11 +61,7 @@ impl Behaviour {
     /// 200 with the directory media type and `size` bytes of `x` sent chunked (see
     /// [`Behaviour::Chunked`]): a directory far over any size cap.
     pub fn huge(size: usize) -> Self {
-        Self::Chunked {
-            status: 200,
-            headers: vec![("Content-Type".into(), MEDIA_TYPE.into())],
-            body: vec![b'x'; size],
-        }
+        Self::Chunked { status: 200, headers: vec![("Content-Type".into(), MEDIA_TYPE.into())], body: vec![b'x'; size] }
     }
 
     /// A status with a plain body and optional extra headers.

@@ -121,4 +121,3 @@ pub fn assert_verified(resp: &Response, origin: &Origin, agent: &str, key: &Test
     let last = seen.last().expect("a request reached the origin");
     assert_eq!(last.header("botauth-verdict"), Some(verified_header(agent, &key.keyid, "sig1").as_str()));
 }
-
