@@ -7,6 +7,8 @@
 //! and installs both. Missing either is a failure, never a skip.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod gateway;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
