@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use botauth_testkit::directory::{Behaviour, DirectoryServer};
 use common::gateway::{assert_rejected, assert_verified, gateway_with, get, Agent, Gateway};
-use common::{jwks, signed, Key};
+use common::{jwks, signed, Envoy, Key, Listener};
 use serde_json::{json, Value};
 
 const WELL_KNOWN: &str = "/.well-known/http-message-signatures-directory";
@@ -174,4 +174,68 @@ fn a_500_with_retry_after_is_not_refetched_before_it() {
     let stale_retry = last["retry_after"].as_u64().unwrap_or_default();
     assert!((failed_at + 118..=failed_at + 120).contains(&stale_retry), "{stale_retry} vs {failed_at}");
     assert!(fetches(&plain) >= 2, "without Retry-After the 10 s backoff allowed a refetch ({})", fetches(&plain));
+}
+
+/// The plugin configuration of the origin and reload tests: key B pinned for [`PINNED`].
+fn pinned_config() -> Value {
+    let mut config = pinned_keys();
+    config["policy"] = json!({ "mode": "enforce" });
+    config["replay"] = json!({ "namespace": "faults" });
+    config
+}
+
+/// An origin that is down (nothing listens), slow (beyond a 1 s route timeout) or resets
+/// every connection: Envoy answers 502/504 problem+json (the example's
+/// `local_reply_config`), signed or not; the filter logged the verdict before; Envoy still
+/// answers once the origin is back.
+#[test]
+fn origin_down_slow_or_resetting_answers_problem_json_and_the_verdict_is_still_logged() {
+    let healthy = || Behaviour::status(200, &[], "ok");
+    let closed = botauth_testkit::free_port().expect("free port");
+    let slow = DirectoryServer::start(healthy()).expect("slow origin");
+    let resets = DirectoryServer::start(healthy()).expect("resetting origin");
+    let cases = [
+        ("down", closed, 502, "origin_unreachable"),
+        ("slow", slow.port(), 504, "origin_timeout"),
+        ("reset", resets.port(), 502, "origin_unreachable"),
+    ];
+    for (name, origin, status, want) in cases {
+        let (admin, port) = match common::ports(2)[..] {
+            [a, p] => (a, p),
+            _ => unreachable!(),
+        };
+        let yaml = common::render_main(admin, origin, &[Listener::new(port, pinned_config())]);
+        let yaml = common::replace_once(&yaml, "timeout: 15s", "timeout: 1s");
+        let envoy = Envoy::start(&yaml, admin, &[port]);
+        slow.set(Behaviour::Slow(Duration::from_secs(20), Box::new(healthy())));
+        resets.set(Behaviour::Abort);
+        for request in [signed(PINNED, &Key::b()), vec![("Host".into(), "example.com".into())]] {
+            let started = Instant::now();
+            let res = get(port, &request);
+            let took = started.elapsed();
+            assert_eq!(res.status, status, "{name}: {}", res.text());
+            assert_eq!(res.header("content-type"), Some("application/problem+json"), "{name}");
+            assert_eq!(res.header("cache-control"), Some("no-store"), "{name}");
+            let problem = res.json().unwrap_or_else(|e| panic!("{name}: {e}: {}", res.text()));
+            assert_eq!(problem["type"], format!("urn:botauth:problem:{want}"), "{name}");
+            assert_eq!((problem["code"].as_str(), problem["status"].as_u64()), (Some(want), Some(u64::from(status))));
+            let bound = if name == "slow" { 900..3000 } else { 0..1000 };
+            assert!(bound.contains(&took.as_millis()), "{name}: answered after {took:?}");
+        }
+        let log = envoy.log();
+        let verdicts: Vec<&str> =
+            log.lines().filter(|l| l.contains("botauth: {") && l.contains("\"verdict\":")).collect();
+        assert_eq!(verdicts.len(), 1, "{name}: one verdict line for the signed request\n{log}");
+        assert!(verdicts[0].contains(r#""verdict":"verified""#) && verdicts[0].contains(PINNED), "{}", verdicts[0]);
+
+        // Back: the same Envoy serves again.
+        let _back = (name == "down").then(|| DirectoryServer::start_on(closed, healthy()).expect("origin back"));
+        slow.set(healthy());
+        resets.set(healthy());
+        let res = get(port, &signed(PINNED, &Key::b()));
+        assert_eq!((res.status, res.text().as_str()), (200, "ok"), "{name}: after the fault");
+        // A rejection of the filter itself is untouched by the mappers.
+        let res = get(port, &signed(PINNED, &Key::rfc()));
+        assert_rejected(&res, 403, "unknown_key");
+    }
 }
