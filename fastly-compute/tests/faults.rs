@@ -260,7 +260,8 @@ fn garbled_store_items_fail_closed_with_configuration_error_for_signed_traffic_o
         ..Setup::standard().with_setting("verdict_auth_kid", "k1")
     };
     // (what, setup, the signed request, what the log line must name)
-    let fail_closed: Vec<(&str, Setup, &[(String, String)], &str)> = vec![
+    type Case<'a> = (&'a str, Setup, &'a [(String, String)], &'a str);
+    let fail_closed: Vec<Case<'_>> = vec![
         ("empty policy", Setup::standard().with_setting("policy", ""), &with_agent, "`botauth_settings.policy`"),
         ("scheme", Setup::standard().with_setting("scheme", "ftp"), &with_agent, "`botauth_settings.scheme`"),
         ("max_body", Setup::standard().with_setting("max_body", "lots"), &with_agent, "`botauth_settings.max_body`"),

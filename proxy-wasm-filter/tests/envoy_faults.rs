@@ -299,3 +299,62 @@ fn a_hot_reload_to_a_bad_member_keeps_the_last_good_configuration_for_every_memb
     gw.envoy.wait_until(30, "the good reload", || get(gw.port, &signed(PINNED, &Key::rfc())).status == 200);
     assert!(!gw.envoy.log().contains("panicked"));
 }
+
+/// A nonce flood through one Envoy with a small replay cache (`replay.capacity` 256: four
+/// nonces per shard): 2048 distinct signed nonces all verify; the cache then holds exactly
+/// its capacity (the `replay.entries` gauge), the 1792 beyond it were evicted (the
+/// `replay.evicted` counter), a replay of any shard's four most recent nonces is still
+/// caught (429), and the oldest ones were evicted. (The million-nonce case runs natively:
+/// `replay::tests::a_million_distinct_nonces_stay_within_capacity_and_recent_replays_are_caught`.)
+#[test]
+fn a_nonce_flood_stays_within_the_replay_capacity_and_recent_replays_are_caught() {
+    use botauth_proxy_wasm::replay::{shard_key, SHARDS};
+    const CAPACITY: usize = 256;
+    const FLOOD: usize = 2048;
+    let per_shard = CAPACITY / SHARDS as usize;
+    let origin = botauth_testkit::origin::Origin::start().expect("origin");
+    let mut config = pinned_config();
+    config["replay"] = json!({ "namespace": "flood", "capacity": CAPACITY });
+    let (admin, port) = match common::ports(2)[..] {
+        [a, p] => (a, p),
+        _ => unreachable!(),
+    };
+    let envoy =
+        Envoy::start(&common::render_main(admin, origin.port(), &[Listener::new(port, config)]), admin, &[port]);
+    let key = Key::b();
+    let now = common::unix_now();
+    let nonce = |i: usize| format!("flood-{i}");
+    let shard = |i: usize| shard_key("flood", &botauth_core::replay::nonce_key(PINNED, &key.thumbprint, &nonce(i)));
+    let requests: Vec<Vec<(String, String)>> =
+        (0..FLOOD).map(|i| common::signed_with_nonce(PINNED, &key, now, &nonce(i))).collect();
+
+    let mut recent: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
+    let mut first: std::collections::BTreeMap<String, usize> = Default::default();
+    for (i, request) in requests.iter().enumerate() {
+        let res = get(port, request);
+        assert_eq!(res.status, 200, "nonce {i} is new: {}", res.text());
+        first.entry(shard(i)).or_insert(i);
+        let kept = recent.entry(shard(i)).or_default();
+        kept.push(i);
+        if kept.len() > per_shard {
+            kept.remove(0);
+        }
+    }
+    assert_eq!(recent.len(), SHARDS as usize);
+    assert!(recent.values().all(|k| k.len() == per_shard), "every shard got at least {per_shard} nonces");
+    assert_eq!(envoy.stat("wasmcustom.botauth.replay.entries"), CAPACITY as u64, "the cache holds its capacity");
+    assert_eq!(envoy.stat("wasmcustom.botauth.replay.evicted"), (FLOOD - CAPACITY) as u64);
+
+    for kept in recent.values() {
+        for &i in kept {
+            let res = get(port, &requests[i]);
+            assert_rejected(&res, 429, "replay");
+        }
+    }
+    assert_eq!(envoy.stat("wasmcustom.botauth.replay.entries"), CAPACITY as u64, "replays record nothing");
+    for &i in first.values().take(8) {
+        let res = get(port, &requests[i]);
+        assert_eq!(res.status, 200, "the oldest nonce {i} was evicted: {}", res.text());
+    }
+    assert_eq!(get(port, &[("Host".into(), "example.com".into())]).status, 200);
+}

@@ -397,10 +397,15 @@ pub fn signed(agent: &str, key: &Key) -> Vec<(String, String)> {
 /// [`signed`] with `created` = `now` (valid for 60 s from then): a `now` in the past gives
 /// an expired signature.
 pub fn signed_at(agent: &str, key: &Key, now: u64) -> Vec<(String, String)> {
+    let nonce = format!("n-{}-{}", std::process::id(), NONCE.fetch_add(1, Ordering::Relaxed));
+    signed_with_nonce(agent, key, now, &B64URL.encode(nonce))
+}
+
+/// [`signed_at`] with the given `nonce` (sent as is).
+pub fn signed_with_nonce(agent: &str, key: &Key, now: u64, nonce: &str) -> Vec<(String, String)> {
     let agent_field = format!("sig1=\"{agent}\"");
     let req = HttpRequest::new("GET", "https", "example.com", "/resource")
         .with_header("signature-agent", agent_field.as_str());
-    let nonce = format!("n-{}-{}", std::process::id(), NONCE.fetch_add(1, Ordering::Relaxed));
     let params = SignParams {
         label: "sig1".into(),
         components: vec!["\"@authority\"".into(), "\"signature-agent\";key=\"sig1\"".into()],
@@ -408,7 +413,7 @@ pub fn signed_at(agent: &str, key: &Key, now: u64) -> Vec<(String, String)> {
         expires: Some(now + 60),
         keyid: Some(key.thumbprint.clone()),
         alg: Some("ed25519".into()),
-        nonce: Some(B64URL.encode(nonce)),
+        nonce: Some(nonce.to_string()),
         tag: Some("web-bot-auth".into()),
     };
     let s = sign(&Message::request(&req), &key.seed, &params).unwrap_or_else(|e| panic!("{e}"));
