@@ -98,7 +98,11 @@ fn failing_directories_fail_closed_for_their_agent_only_within_a_bounded_wait() 
         let res = get(gw.port, &signed(agent.uri, &key));
         let took = started.elapsed();
         assert_rejected(&res, 503, "directory_unavailable");
-        assert!(took < Duration::from_secs(2), "{}: the wait is bounded, took {took:?}", agent.label);
+        assert!(
+            took < Duration::from_secs(3),
+            "{}: the wait is bounded (fetch timeout 2 s), took {took:?}",
+            agent.label
+        );
         for _ in 0..4 {
             assert_rejected(&get(gw.port, &signed(agent.uri, &key)), 503, "directory_unavailable");
         }
@@ -219,7 +223,8 @@ fn origin_down_slow_or_resetting_answers_problem_json_and_the_verdict_is_still_l
             let problem = res.json().unwrap_or_else(|e| panic!("{name}: {e}: {}", res.text()));
             assert_eq!(problem["type"], format!("urn:botauth:problem:{want}"), "{name}");
             assert_eq!((problem["code"].as_str(), problem["status"].as_u64()), (Some(want), Some(u64::from(status))));
-            let bound = if name == "slow" { 900..3000 } else { 0..1000 };
+            // Bounds with room for a loaded machine; the slow origin would take 20 s.
+            let bound = if name == "slow" { 900..5000 } else { 0..2500 };
             assert!(bound.contains(&took.as_millis()), "{name}: answered after {took:?}");
         }
         let log = envoy.log();
