@@ -64,6 +64,10 @@ pub mod item {
     pub const SHIELD_SITE: &str = "shield_site";
     /// `true` adds `Server-Timing` and the cache decision to responses.
     pub const DEBUG: &str = "debug";
+    /// Longest wait for the origin's (or shield's) response head, milliseconds (1 to
+    /// 600000); then 504 problem+json. Absent = the backend's own timeouts only.
+    /// Invalid: logged, and the backend's timeouts apply.
+    pub const ORIGIN_TIMEOUT_MS: &str = "origin_timeout_ms";
     /// Scheme for `@scheme`/`@target-uri` (default `https`: Compute serves TLS only).
     pub const SCHEME: &str = "scheme";
     /// Largest body buffered to check a covered `content-digest`, bytes (default 65536).
@@ -126,6 +130,8 @@ pub struct Common {
     pub debug: bool,
     /// Agents that always sign (empty: unsigned requests are not looked at).
     pub claims: botauth_core::claims::Claims,
+    /// The service's own bound on the wait for a response head ([`item::ORIGIN_TIMEOUT_MS`]).
+    pub origin_timeout: Option<std::time::Duration>,
 }
 
 /// Settings needed only for signed requests.
@@ -202,10 +208,11 @@ impl Settings {
         let mut errors = Vec::new();
         let debug = self.read(&mut errors, item::DEBUG, parse_bool).unwrap_or(false);
         let claims = self.read(&mut errors, item::CLAIMS, parse_claims).unwrap_or_default();
+        let origin_timeout = self.read(&mut errors, item::ORIGIN_TIMEOUT_MS, parse_timeout_ms);
         for e in errors {
             crate::log::config_problem(&e);
         }
-        Common { shield_site, cache_classes, debug, claims }
+        Common { shield_site, cache_classes, debug, claims, origin_timeout }
     }
 
     /// The settings for verification, or a description of every invalid item.
@@ -263,6 +270,14 @@ pub fn parse_bool(v: &str) -> Result<bool, String> {
 /// A non-negative integer.
 pub fn parse_u64(v: &str) -> Result<u64, String> {
     v.parse().map_err(|_| "expected a non-negative integer".into())
+}
+
+/// A timeout in milliseconds, 1 to 600000 (ten minutes).
+pub fn parse_timeout_ms(v: &str) -> Result<std::time::Duration, String> {
+    match v.parse::<u64>() {
+        Ok(ms @ 1..=600_000) => Ok(std::time::Duration::from_millis(ms)),
+        _ => Err("expected milliseconds from 1 to 600000".into()),
+    }
 }
 
 /// `https` or `http`.
@@ -342,6 +357,10 @@ mod tests {
         assert_eq!(parse_u64("1735689700"), Ok(1_735_689_700));
         assert!(parse_u64("-1").is_err());
         assert!(parse_scheme("ftp").is_err());
+        assert_eq!(parse_timeout_ms("1500"), Ok(std::time::Duration::from_millis(1500)));
+        assert!(
+            parse_timeout_ms("0").is_err() && parse_timeout_ms("600001").is_err() && parse_timeout_ms("2s").is_err()
+        );
         let p = parse_policy(r#"{"mode":"monitor","clock_skew":30,"limits":{"max_signature_len":100}}"#).unwrap();
         assert_eq!(p.mode, Mode::Monitor);
         assert_eq!(p.clock_skew, 30);

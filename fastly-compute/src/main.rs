@@ -9,7 +9,8 @@
 //! 3. Signed: verify with core. Enforce: 400/403/429 problem+json, never forwarded.
 //!    Monitor: forward and record. One JSON log line per signed request.
 //! 4. Forward through the shield when one is configured (the shield verifies again), with
-//!    the cache class of the path and a cache key that includes the verdict.
+//!    the cache class of the path and a cache key that includes the verdict. An origin that
+//!    fails or times out is answered 502/504 problem+json (`upstream.rs`).
 //! 5. With a `directories` allow-list, agents' keys come from their live key directories
 //!    too (`directory.rs`): cold and unknown-keyid fetches happen inline, a stale directory
 //!    is refreshed after the response has gone to the client.
@@ -36,6 +37,8 @@ mod request;
 mod response;
 #[cfg(target_arch = "wasm32")]
 mod shield;
+#[cfg(target_arch = "wasm32")]
+mod upstream;
 
 #[cfg(target_arch = "wasm32")]
 use {
@@ -121,15 +124,16 @@ fn handle<'v>(
     }
     let decision = cache::decide(req.get_method(), req.get_path(), common.cache_classes.as_deref());
     cache::apply(&mut req, &decision, verdict_value.as_deref());
-    let sent = match role {
-        Role::Edge(shield) => req.send(shield),
-        Role::Direct | Role::Shield => req.send(ORIGIN_BACKEND),
+    let backend = match role {
+        Role::Edge(shield) => shield.name(),
+        Role::Direct | Role::Shield => ORIGIN_BACKEND,
     };
-    let mut resp = match sent {
+    // The verdict is logged already: a failing origin changes the answer, not the record.
+    let mut resp = match upstream::send(req, backend, common.origin_timeout) {
         Ok(resp) => resp,
-        Err(e) => {
+        Err((failure, e)) => {
             log::warning(&format!("backend request failed: {e}"));
-            response::bad_gateway()
+            response::upstream_failed(failure)
         }
     };
     if common.debug {

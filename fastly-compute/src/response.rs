@@ -6,6 +6,8 @@ use botauth_core::Reason;
 use fastly::http::{header, StatusCode};
 use fastly::Response;
 
+use crate::upstream::Failure;
+
 /// The problem `type` of [`unavailable`].
 pub const CONFIG_ERROR_CODE: &str = "configuration_error";
 
@@ -35,10 +37,19 @@ pub fn unavailable() -> Response {
     problem(StatusCode::SERVICE_UNAVAILABLE, body)
 }
 
-/// The origin could not be reached.
-pub fn bad_gateway() -> Response {
-    let body = outcome::problem("origin_unreachable", "the origin could not be reached", 502);
-    problem(StatusCode::BAD_GATEWAY, body)
+/// The origin (or the shield) could not be reached (502), or sent no response head in time
+/// (504).
+pub fn upstream_failed(failure: Failure) -> Response {
+    match failure {
+        Failure::Unreachable => problem(
+            StatusCode::BAD_GATEWAY,
+            outcome::problem("origin_unreachable", "the origin could not be reached", 502),
+        ),
+        Failure::Timeout => problem(
+            StatusCode::GATEWAY_TIMEOUT,
+            outcome::problem("origin_timeout", "the origin did not answer in time", 504),
+        ),
+    }
 }
 
 fn problem(status: StatusCode, body: String) -> Response {
@@ -83,6 +94,16 @@ mod tests {
         let body: serde_json::Value = serde_json::from_str(&r.into_body_str()).unwrap();
         assert_eq!(body["type"], "urn:botauth:problem:rate_limited");
         assert_eq!(unavailable().get_status(), StatusCode::SERVICE_UNAVAILABLE);
+        for (failure, status, code) in
+            [(Failure::Unreachable, 502, "origin_unreachable"), (Failure::Timeout, 504, "origin_timeout")]
+        {
+            let r = upstream_failed(failure);
+            assert_eq!(r.get_status().as_u16(), status);
+            assert_eq!(r.get_header_str(header::CONTENT_TYPE), Some(PROBLEM_JSON));
+            assert_eq!(r.get_header_str(header::CACHE_CONTROL), Some("no-store"));
+            let body: serde_json::Value = serde_json::from_str(&r.into_body_str()).unwrap();
+            assert_eq!((body["code"].as_str(), body["status"].as_u64()), (Some(code), Some(u64::from(status))));
+        }
     }
 
     #[test]

@@ -32,7 +32,7 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Stat
 use crate::config::{self, Config};
 use crate::directory::{self as dir, Answer};
 use crate::metrics::{self, Metrics};
-use crate::replay::{self, SharedStore};
+use crate::replay::{self, HostData, SharedStore};
 use crate::request::{self, HostRequest};
 use crate::response;
 
@@ -172,7 +172,7 @@ impl RootContext for Root {
             log(LogLevel::Warn, &format!("botauth: testing_fixed_now={now}: the clock is FIXED (testing only)"));
         }
         if let Some(r) = &config.replay {
-            replay::prepare(&r.namespace);
+            replay::prepare(&HostData, &r.namespace);
         }
         let directories = config.directories.as_ref().map_or(0, |d| d.agents.len());
         if let Some(d) = &config.directories {
@@ -310,7 +310,7 @@ impl HttpContext for Http {
         let digest_pending = !end_of_stream && input.as_deref().is_some_and(request::mentions_content_digest);
         match evaluate(&shared, host.clone(), true) {
             Eval::Done(verdict, us) => {
-                let verdict = replay_check(cfg, verdict);
+                let verdict = replay_check(&shared, verdict);
                 headers_verdict(&shared, verdict, us, host, digest_pending, &mut self.awaiting_body)
             }
             Eval::Fetch(agent, reason) => match wait(&shared, self.id, agent, reason, host.clone(), digest_pending) {
@@ -319,7 +319,7 @@ impl HttpContext for Http {
                 // arrived): core decides now.
                 Waited::Decide => {
                     let (verdict, us) = evaluate_final(&shared, host.clone());
-                    let verdict = replay_check(cfg, verdict);
+                    let verdict = replay_check(&shared, verdict);
                     headers_verdict(&shared, verdict, us, host, digest_pending, &mut self.awaiting_body)
                 }
             },
@@ -469,16 +469,25 @@ fn headers_verdict(
     }
 }
 
-/// Turn a verified verdict into a replay when its nonce was seen (records the nonce).
-fn replay_check(cfg: &Config, verdict: Verdict) -> Verdict {
-    match &cfg.replay {
-        Some(r) => {
-            let per_shard = r.capacity.div_ceil(replay::SHARDS as usize);
-            let mut store = SharedStore { namespace: &r.namespace, per_shard };
-            check_replay(verdict, &mut store, &cfg.policy, now(cfg))
-        }
-        None => verdict,
+/// Turn a verified verdict into a replay when its nonce was seen (records the nonce), and
+/// count what recording it did to the cache (entries, evictions).
+fn replay_check(shared: &Shared, verdict: Verdict) -> Verdict {
+    let cfg = &shared.config;
+    let Some(r) = &cfg.replay else { return verdict };
+    let mut store = SharedStore::new(&HostData, &r.namespace, r.capacity);
+    let verdict = check_replay(verdict, &mut store, &cfg.policy, now(cfg));
+    if store.unavailable {
+        log(LogLevel::Warn, "botauth: replay cache unavailable");
     }
+    if cfg.metrics.enabled {
+        if store.entries_delta != 0 {
+            shared.metrics.add_gauge(&metrics::replay_entries(&cfg.stat_prefix), store.entries_delta);
+        }
+        if store.evicted > 0 {
+            shared.metrics.add(&metrics::replay_evicted(&cfg.stat_prefix), store.evicted);
+        }
+    }
+    verdict
 }
 
 /// The verdict header (with its authentication when configured), and for a verified agent
@@ -800,7 +809,7 @@ fn resume(shared: &Shared, w: Waiter, current: u32, timed_out: bool) {
     } else {
         evaluate_final(shared, w.host.clone())
     };
-    let verdict = replay_check(&shared.config, verdict);
+    let verdict = replay_check(shared, verdict);
     let mut awaiting = None;
     let action = headers_verdict(shared, verdict, us, w.host, w.digest_pending, &mut awaiting);
     if let Some(host) = awaiting {

@@ -40,6 +40,17 @@ pub fn histogram(prefix: &str) -> String {
     format!("{prefix}.verify_us")
 }
 
+/// The replay cache's size gauge: nonces it holds on this node, as its writes counted them.
+pub fn replay_entries(prefix: &str) -> String {
+    format!("{prefix}.replay.entries")
+}
+
+/// The counter of nonces evicted from a full replay cache before they expired: a replay of
+/// one of them would no longer be caught (raise `replay.capacity`).
+pub fn replay_evicted(prefix: &str) -> String {
+    format!("{prefix}.replay.evicted")
+}
+
 /// A directory counter: `<prefix>.directory.<label>.<event>` (`fetch_ok`, `fetch_failed`,
 /// `fail_closed`).
 pub fn directory_counter(prefix: &str, label: &str, event: &str) -> String {
@@ -98,8 +109,20 @@ impl Metrics {
 
     /// Add one to the counter `name`.
     pub fn increment(&self, name: &str) {
+        self.add(name, 1);
+    }
+
+    /// Add `n` to the counter `name`.
+    pub fn add(&self, name: &str, n: u64) {
         if let Some(id) = self.id(proxy_wasm::types::MetricType::Counter, name) {
-            let _ = proxy_wasm::hostcalls::increment_metric(id, 1);
+            let _ = proxy_wasm::hostcalls::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Move the gauge `name` by `delta`.
+    pub fn add_gauge(&self, name: &str, delta: i64) {
+        if let Some(id) = self.id(proxy_wasm::types::MetricType::Gauge, name) {
+            let _ = proxy_wasm::hostcalls::increment_metric(id, delta);
         }
     }
 }
@@ -147,6 +170,7 @@ mod tests {
         assert_eq!(agent_segment(None, None), "none");
         assert_eq!(agent_segment(Some("https://x"), Some("Chat.GPT")), "chat_gpt");
         assert_eq!(directory_counter("botauth", "chatgpt.com", "fetch_ok"), "botauth.directory.chatgpt_com.fetch_ok");
+        assert_eq!((replay_entries("p"), replay_evicted("p")), ("p.replay.entries".into(), "p.replay.evicted".into()));
     }
 
     #[test]

@@ -24,11 +24,7 @@ use botauth_core::outcome::verdict_header;
 use botauth_core::{check_replay, verify, MemoryNonceStore, Verdict};
 use botauth_testkit::origin::Origin;
 use botauth_testkit::raw_http::{self, Response};
-use botauth_testkit::wait_for_port;
-use common::{
-    listener_yaml, ports, render_main, replace_once, seen_headers, split_block, values, wasm, Chain, Envoy, Listener,
-    EXAMPLE,
-};
+use common::{ports, render_main, seen_headers, values, wasm, Chain, Envoy, Listener};
 use fixture::{Case, ExpectedVerdict};
 use serde_json::{json, Value};
 
@@ -633,49 +629,15 @@ fn bad_configuration_is_refused() {
 fn hot_reload_via_lds() {
     let case = verified_case();
     let origin = Origin::start().unwrap_or_else(|e| panic!("origin: {e}"));
-    let (admin, port) = match ports(2)[..] {
-        [a, p] => (a, p),
-        _ => unreachable!(),
-    };
-    let dir = Envoy::dir();
     let lds = |mode: &str, extra: Option<(&str, Value)>| {
         let mut config = plugin_config(&case, mode, Some("reload")).unwrap_or_else(|e| panic!("{e}"));
         if let Some((k, v)) = extra {
             config[k] = v;
         }
-        let item = listener_yaml(EXAMPLE, &[Listener::new(port, config)], &wasm());
-        let item = replace_once(
-            &item,
-            "  - name: botauth_0\n",
-            "  - \"@type\": type.googleapis.com/envoy.config.listener.v3.Listener\n    name: botauth\n",
-        );
-        format!("resources:\n{item}")
+        config
     };
-    let write = |text: String| {
-        let tmp = dir.join("lds.tmp");
-        std::fs::write(&tmp, text).unwrap_or_else(|e| panic!("{e}"));
-        std::fs::rename(&tmp, dir.join("lds.yaml")).unwrap_or_else(|e| panic!("{e}"));
-    };
-    write(lds("enforce", None));
-    let (before, _, after) = split_block(EXAMPLE, "botauth-listener");
-    let before = replace_once(before, "port_value: 9901", &format!("port_value: {admin}"));
-    let before = replace_once(&before, "  listeners:\n", "");
-    let after = replace_once(after, "port_value: 8080", &format!("port_value: {}", origin.port()));
-    let (clusters_before, _, clusters_after) = split_block(&after, "botauth-directory-clusters");
-    let after = format!("{clusters_before}{clusters_after}");
-    let dynamic = format!(
-        "node: {{ id: botauth-test, cluster: botauth-test }}\ndynamic_resources:\n  lds_config:\n    resource_api_version: V3\n    \
-         path_config_source:\n      path: {}\n      watched_directory: {{ path: {} }}\n",
-        dir.join("lds.yaml").display(),
-        dir.display()
-    );
-    let yaml = format!("{dynamic}{before}{after}");
-    let mut envoy = Envoy::spawn(dir.clone(), &yaml, admin, 1);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while wait_for_port(port, Duration::from_millis(200)).is_err() {
-        envoy.child.ensure_running().unwrap_or_else(|e| panic!("{e}\n{}", envoy.log()));
-        assert!(Instant::now() < deadline, "listener never came up\n{}", envoy.log());
-    }
+    let gw = common::LdsEnvoy::start(origin.port(), &lds("enforce", None));
+    let (envoy, port) = (&gw.envoy, gw.port);
     let bad = tampered(&case);
     assert_eq!(send(port, &bad, &[]).status, 403);
 
@@ -690,28 +652,22 @@ fn hot_reload_via_lds() {
             std::thread::sleep(Duration::from_millis(200));
         }
     };
-    write(lds("monitor", None));
+    gw.reload(&lds("monitor", None));
     until(200, "reload to monitor");
-    let stat = |name: &str| {
-        envoy
-            .get(&format!("/stats?filter=^listener_manager.lds.{name}$"))
-            .map(|r| r.text())
-            .and_then(|t| t.split(": ").nth(1).and_then(|v| v.trim().parse::<u64>().ok()))
-            .unwrap_or(0)
-    };
-    assert!(stat("update_success") >= 2, "lds.update_success");
+    assert!(gw.lds_stat("update_success") >= 2, "lds.update_success");
 
     // A bad configuration is refused at reload; the monitor configuration keeps serving.
-    write(lds("enforce", Some(("verdict_header", "Not A Header".into()))));
+    // (envoy_faults.rs does this for every top-level member.)
+    gw.reload(&lds("enforce", Some(("verdict_header", "Not A Header".into()))));
     let deadline = Instant::now() + Duration::from_secs(30);
-    while stat("update_rejected") < 1 {
+    while gw.lds_stat("update_rejected") < 1 {
         assert!(Instant::now() < deadline, "bad LDS update not rejected\n{}", envoy.log());
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(send(port, &bad, &[]).status, 200, "the last good configuration must keep serving");
     assert!(envoy.log().contains("botauth: invalid configuration: verdict_header must be"), "{}", envoy.log());
 
-    write(lds("enforce", None));
+    gw.reload(&lds("enforce", None));
     until(403, "reload back to enforce");
 }
 

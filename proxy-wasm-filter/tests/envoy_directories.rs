@@ -11,96 +11,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use botauth_testkit::directory::{Behaviour, DirectoryServer};
-use botauth_testkit::origin::Origin;
-use botauth_testkit::raw_http::{self, Response};
-use common::{cluster, jwks, ports, render, seen_headers, signed, values, Envoy, Key, Layout, Listener, EXAMPLE};
-use serde_json::{json, Value};
-
-fn get(port: u16, headers: &[(String, String)]) -> Response {
-    raw_http::send(port, "GET", "/resource", headers, None).unwrap_or_else(|e| panic!("request: {e}"))
-}
-
-fn code(res: &Response) -> String {
-    res.json().ok().and_then(|p| p["code"].as_str().map(String::from)).unwrap_or_default()
-}
-
-/// A request that verified: the origin saw the filter's verdict and agent headers.
-fn assert_verified(res: &Response, agent: &str, label: &str) {
-    assert_eq!(res.status, 200, "{}", res.text());
-    let seen = seen_headers(res);
-    let verdict = values(&seen, "botauth-verdict");
-    assert_eq!(verdict.len(), 1, "{seen:?}");
-    assert!(verdict[0].starts_with(&format!("verified;agent=\"{agent}\"")), "{verdict:?}");
-    assert_eq!(values(&seen, "botauth-agent"), [label]);
-}
-
-fn assert_rejected(res: &Response, status: u16, reason: &str) {
-    assert_eq!((res.status, code(res).as_str()), (status, reason), "{}", res.text());
-}
-
-/// One allow-listed agent served by a local directory server.
-struct Agent {
-    uri: &'static str,
-    label: &'static str,
-    server: DirectoryServer,
-}
-
-impl Agent {
-    fn new(uri: &'static str, label: &'static str, behaviour: Behaviour) -> Self {
-        let server = DirectoryServer::start(behaviour).unwrap_or_else(|e| panic!("directory server: {e}"));
-        Self { uri, label, server }
-    }
-}
-
-/// An Envoy (two workers) whose filter allow-lists `agents`, with `directories` and
-/// `directory_cache` members merged in from `extra`.
-struct Gateway {
-    envoy: Envoy,
-    _origin: Origin,
-    port: u16,
-}
-
-fn gateway(agents: &[&Agent], directories: Value, cache: Value) -> Gateway {
-    let origin = Origin::start().unwrap_or_else(|e| panic!("origin: {e}"));
-    let (admin, port) = match ports(2)[..] {
-        [a, p] => (a, p),
-        _ => unreachable!(),
-    };
-    let mut list = Vec::new();
-    let mut clusters = String::new();
-    for (i, a) in agents.iter().enumerate() {
-        let upstream = format!("directory_{i}");
-        list.push(json!({
-            "agent": a.uri,
-            "directory": format!("{}/.well-known/http-message-signatures-directory", a.server.base_url()),
-            "upstream": upstream,
-            "label": a.label,
-        }));
-        clusters.push_str(&cluster(&upstream, a.server.port()));
-    }
-    let mut dirs = json!({ "agents": list });
-    merge(&mut dirs, directories);
-    let mut cache_config = json!({ "tick_ms": 50 });
-    merge(&mut cache_config, cache);
-    let config = json!({
-        "directories": dirs,
-        "directory_cache": cache_config,
-        "policy": { "allow_test_keys": true },
-        "scheme": "https",
-    });
-    botauth_proxy_wasm::config::parse(config.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}"));
-    let listeners = [Listener::new(port, config)];
-    let yaml = render(&Layout { example: EXAMPLE, admin, origin: origin.port(), listeners: &listeners, clusters });
-    let envoy = Envoy::start_with(&yaml, admin, &[port], 2);
-    Gateway { envoy, _origin: origin, port }
-}
-
-fn merge(into: &mut Value, from: Value) {
-    if let (Some(into), Value::Object(from)) = (into.as_object_mut(), from) {
-        into.extend(from);
-    }
-}
+use botauth_testkit::directory::Behaviour;
+use botauth_testkit::raw_http::Response;
+use common::gateway::{assert_rejected, assert_verified, code, gateway, get, Agent};
+use common::{jwks, seen_headers, signed, values, Key};
+use serde_json::json;
 
 /// Send each of `requests` on its own connection, all at once.
 fn concurrently(port: u16, requests: Vec<Vec<(String, String)>>) -> Vec<Response> {

@@ -1,6 +1,6 @@
 //! A key-directory server on 127.0.0.1 for tests and the local demo: serves whatever
 //! [`Behaviour`] it is set to (a directory, a 404, garbage, a redirect, a slow answer, a
-//! reset), can be switched while running, and counts every request it receives, so tests
+//! close, a TCP reset, a chunked body of any size), can be switched while running, and counts every request it receives, so tests
 //! assert fetches at the server. Stops when dropped.
 
 use std::io::{self, BufReader, Write};
@@ -29,6 +29,20 @@ pub enum Behaviour {
     Slow(Duration, Box<Behaviour>),
     /// Close the connection without answering (a reset as the client sees it).
     Reset,
+    /// Abort the connection with a TCP RST: the request is only peeked at (counted), so it
+    /// is still unread when the socket closes and the kernel resets the connection.
+    Abort,
+    /// A response whose body is sent `Transfer-Encoding: chunked` (no Content-Length, so a
+    /// client learns its size only by reading it), in 64 KiB chunks, until the client stops
+    /// reading.
+    Chunked {
+        /// Status code.
+        status: u16,
+        /// Header fields.
+        headers: Vec<(String, String)>,
+        /// Body.
+        body: Vec<u8>,
+    },
 }
 
 impl Behaviour {
@@ -42,6 +56,12 @@ impl Behaviour {
             ],
             body: body.as_bytes().to_vec(),
         }
+    }
+
+    /// 200 with the directory media type and `size` bytes of `x` sent chunked (see
+    /// [`Behaviour::Chunked`]): a directory far over any size cap.
+    pub fn huge(size: usize) -> Self {
+        Self::Chunked { status: 200, headers: vec![("Content-Type".into(), MEDIA_TYPE.into())], body: vec![b'x'; size] }
     }
 
     /// A status with a plain body and optional extra headers.
@@ -163,6 +183,11 @@ fn serve(
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     loop {
+        let aborts = behaviour.lock().map(|b| *b == Behaviour::Abort).unwrap_or(false);
+        if aborts && reader.buffer().is_empty() {
+            drop(writer);
+            return abort(reader.into_inner(), hits, count);
+        }
         let Some((method, target, headers)) = crate::origin::read_head(&mut reader)? else {
             return Ok(());
         };
@@ -184,6 +209,29 @@ fn serve(
                 }
                 Behaviour::Reset => {
                     let _ = writer.shutdown(Shutdown::Both);
+                    return Ok(());
+                }
+                // Switched to while this connection was kept alive: the head is read already.
+                Behaviour::Abort => return Ok(()),
+                Behaviour::Chunked { status, headers, body } => {
+                    let mut out = format!("HTTP/1.1 {status} {}\r\n", reason(status)).into_bytes();
+                    for (n, v) in &headers {
+                        out.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
+                    }
+                    out.extend_from_slice(b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+                    writer.write_all(&out)?;
+                    if method != "HEAD" {
+                        for chunk in body.chunks(64 * 1024) {
+                            if stop.load(Ordering::Relaxed) {
+                                return Ok(());
+                            }
+                            writer.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())?;
+                            writer.write_all(chunk)?;
+                            writer.write_all(b"\r\n")?;
+                        }
+                        writer.write_all(b"0\r\n\r\n")?;
+                    }
+                    writer.flush()?;
                     return Ok(());
                 }
                 Behaviour::Respond { status, headers, body } => {
@@ -209,6 +257,33 @@ fn serve(
             }
         }
     }
+}
+
+/// Count the request seen through `peek` (its head, as far as it has arrived within 2 s),
+/// then close without reading it: unread data makes the kernel send a RST.
+fn abort(stream: TcpStream, hits: &Mutex<Vec<Hit>>, count: &AtomicUsize) -> io::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut seen = 0;
+    while std::time::Instant::now() < deadline {
+        seen = stream.peek(&mut buf)?;
+        if seen == 0 || buf.get(..seen).is_some_and(|b| b.windows(4).any(|w| w == b"\r\n\r\n")) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if seen == 0 {
+        return Ok(()); // closed by the client before sending anything
+    }
+    let mut head = std::io::Cursor::new(buf.get(..seen).unwrap_or_default().to_vec());
+    if let Some((method, target, headers)) = crate::origin::read_head(&mut head).ok().flatten() {
+        count.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut h) = hits.lock() {
+            h.push(Hit { method, target, headers });
+        }
+    }
+    drop(stream);
+    Ok(())
 }
 
 fn reason(status: u16) -> &'static str {
@@ -244,5 +319,21 @@ mod tests {
         assert!(raw_http::send(server.port(), "GET", "/", &host, None).is_err());
         assert_eq!(server.fetches(), 3);
         assert_eq!(server.hits()[0].header("host"), Some("agent.test"));
+    }
+
+    #[test]
+    fn aborts_with_a_reset_and_streams_chunked_bodies() {
+        let server = DirectoryServer::start(Behaviour::Abort).unwrap();
+        let host = vec![("Host".to_string(), "agent.test".to_string())];
+        let err = raw_http::send(server.port(), "GET", "/abort", &host, None).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionReset, "{err}");
+        assert_eq!(server.fetches(), 1);
+        assert_eq!(server.hits()[0].target, "/abort");
+        server.set(Behaviour::huge(300_000));
+        let res = raw_http::send(server.port(), "GET", "/big", &host, None).unwrap();
+        assert_eq!((res.status, res.header("content-length")), (200, None));
+        assert_eq!(res.header("transfer-encoding"), Some("chunked"));
+        assert_eq!(res.body.len(), 300_000);
+        assert_eq!(server.fetches(), 2);
     }
 }

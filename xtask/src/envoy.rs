@@ -8,7 +8,9 @@
 //! start Envoy from `examples/envoy/*.yaml`: `envoy.rs` (fixture suite, shipped chain,
 //! monitor, replay, log/counter settings, bad configurations, hot reload),
 //! `envoy_directories.rs` (live directories against local directory servers, two workers)
-//! `envoy_ratelimit.rs` (per-agent local rate limits, replay across workers) and
+//! `envoy_ratelimit.rs` (per-agent local rate limits, replay across workers),
+//! `envoy_faults.rs` (failing directories and origins, bad hot reloads of every member, a
+//! nonce flood through a small replay cache) and
 //! `envoy_metrics.rs` (a scrape of `/stats/prometheus` after a mixed load holds every metric
 //! the shipped alert rules and dashboard query). They need nothing beyond Envoy and the
 //! .wasm: directory servers, origins and signers are in-process. `prometheus_rules.rs` runs

@@ -2,7 +2,9 @@
 //!
 //! - `test`: build the release .wasm (size reported), run the crate's unit tests inside
 //!   Viceroy with `cargo nextest` as the runner, then the host integration tests that drive
-//!   Viceroy over HTTP (the fixture suite end to end, shield hop, stores, cache classes).
+//!   Viceroy over HTTP (the fixture suite end to end, shield hop, stores, cache classes,
+//!   key directories, verdict authentication, and `faults.rs`: failing directories, origins
+//!   and store items).
 //! - `serve`: the README's run command: the service on 127.0.0.1:7676 with the demo keys, a
 //!   demo origin on 127.0.0.1:7677 and the demo agent's key directory on 127.0.0.1:7678.
 //!   Ctrl-C stops everything.
@@ -47,7 +49,7 @@ pub fn test() -> Result<(), String> {
         "--no-fail-fast",
     ]))?;
 
-    banner("fastly: integration tests against Viceroy (fixtures, shield hop, stores, cache classes, key directories, verdict auth)");
+    banner("fastly: integration tests against Viceroy (fixtures, shield hop, stores, cache classes, key directories, verdict auth, faults)");
     run(cargo().env("BOTAUTH_FASTLY_WASM", &wasm).env("VICEROY", &viceroy).args([
         "test",
         "-p",
@@ -60,6 +62,8 @@ pub fn test() -> Result<(), String> {
         "directories",
         "--test",
         "verdict_auth",
+        "--test",
+        "faults",
         "--",
         "--test-threads",
         "2",

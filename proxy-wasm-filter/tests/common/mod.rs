@@ -7,6 +7,8 @@
 //! and installs both. Missing either is a failure, never a skip.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod gateway;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -395,10 +397,15 @@ pub fn signed(agent: &str, key: &Key) -> Vec<(String, String)> {
 /// [`signed`] with `created` = `now` (valid for 60 s from then): a `now` in the past gives
 /// an expired signature.
 pub fn signed_at(agent: &str, key: &Key, now: u64) -> Vec<(String, String)> {
+    let nonce = format!("n-{}-{}", std::process::id(), NONCE.fetch_add(1, Ordering::Relaxed));
+    signed_with_nonce(agent, key, now, &B64URL.encode(nonce))
+}
+
+/// [`signed_at`] with the given `nonce` (sent as is).
+pub fn signed_with_nonce(agent: &str, key: &Key, now: u64, nonce: &str) -> Vec<(String, String)> {
     let agent_field = format!("sig1=\"{agent}\"");
     let req = HttpRequest::new("GET", "https", "example.com", "/resource")
         .with_header("signature-agent", agent_field.as_str());
-    let nonce = format!("n-{}-{}", std::process::id(), NONCE.fetch_add(1, Ordering::Relaxed));
     let params = SignParams {
         label: "sig1".into(),
         components: vec!["\"@authority\"".into(), "\"signature-agent\";key=\"sig1\"".into()],
@@ -406,7 +413,7 @@ pub fn signed_at(agent: &str, key: &Key, now: u64) -> Vec<(String, String)> {
         expires: Some(now + 60),
         keyid: Some(key.thumbprint.clone()),
         alg: Some("ed25519".into()),
-        nonce: Some(B64URL.encode(nonce)),
+        nonce: Some(nonce.to_string()),
         tag: Some("web-bot-auth".into()),
     };
     let s = sign(&Message::request(&req), &key.seed, &params).unwrap_or_else(|e| panic!("{e}"));
@@ -416,4 +423,66 @@ pub fn signed_at(agent: &str, key: &Key, now: u64) -> Vec<(String, String)> {
         ("Signature-Input".into(), s.signature_input),
         ("Signature".into(), s.signature),
     ]
+}
+
+// ---- a listener from LDS (hot reload) ------------------------------------------------
+
+/// An Envoy whose one listener (the example's, on `port`) comes from a watched LDS file, so
+/// a test can swap its plugin configuration while Envoy runs.
+pub struct LdsEnvoy {
+    pub envoy: Envoy,
+    pub port: u16,
+}
+
+impl LdsEnvoy {
+    /// Start with `config`; the origin cluster points at 127.0.0.1:`origin`.
+    pub fn start(origin: u16, config: &Value) -> Self {
+        let (admin, port) = match ports(2)[..] {
+            [a, p] => (a, p),
+            _ => unreachable!(),
+        };
+        let dir = Envoy::dir();
+        write_lds(&dir, port, config);
+        let (before, _, after) = split_block(EXAMPLE, "botauth-listener");
+        let before = replace_once(before, "port_value: 9901", &format!("port_value: {admin}"));
+        let before = replace_once(&before, "  listeners:\n", "");
+        let after = replace_once(after, "port_value: 8080", &format!("port_value: {origin}"));
+        let (clusters_before, _, clusters_after) = split_block(&after, "botauth-directory-clusters");
+        let dynamic = format!(
+            "node: {{ id: botauth-test, cluster: botauth-test }}\ndynamic_resources:\n  lds_config:\n    resource_api_version: V3\n    \
+             path_config_source:\n      path: {}\n      watched_directory: {{ path: {} }}\n",
+            dir.join("lds.yaml").display(),
+            dir.display()
+        );
+        let yaml = format!("{dynamic}{before}{clusters_before}{clusters_after}");
+        let mut envoy = Envoy::spawn(dir, &yaml, admin, 1);
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while wait_for_port(port, Duration::from_millis(200)).is_err() {
+            envoy.child.ensure_running().unwrap_or_else(|e| panic!("{e}\n{}", envoy.log()));
+            assert!(Instant::now() < deadline, "listener never came up\n{}", envoy.log());
+        }
+        Self { envoy, port }
+    }
+
+    /// Swap the listener's plugin configuration (atomically: written aside, then renamed).
+    pub fn reload(&self, config: &Value) {
+        write_lds(&self.envoy.dir, self.port, config);
+    }
+
+    /// `listener_manager.lds.<name>` (`update_success`, `update_rejected`).
+    pub fn lds_stat(&self, name: &str) -> u64 {
+        self.envoy.stat(&format!("listener_manager.lds.{name}"))
+    }
+}
+
+fn write_lds(dir: &Path, port: u16, config: &Value) {
+    let item = listener_yaml(EXAMPLE, &[Listener::new(port, config.clone())], &wasm());
+    let item = replace_once(
+        &item,
+        "  - name: botauth_0\n",
+        "  - \"@type\": type.googleapis.com/envoy.config.listener.v3.Listener\n    name: botauth\n",
+    );
+    let tmp = dir.join("lds.tmp");
+    std::fs::write(&tmp, format!("resources:\n{item}")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::rename(&tmp, dir.join("lds.yaml")).unwrap_or_else(|e| panic!("{e}"));
 }
