@@ -76,12 +76,14 @@ fn verdict(case: &Case, source: AuthoritySource) -> Verdict {
     verdict_of(&build(kong_shaped(case), Some(&case.request.scheme), source), case)
 }
 
-/// Core's verdict on `req` under the case's keys, policy and clock (sent twice for replay cases).
+/// Core's verdict on `req` under the case's keys, policy, claims and clock (sent twice for
+/// replay cases).
 fn verdict_of(req: &botauth_core::HttpRequest, case: &Case) -> Verdict {
     let keys = case.keyring().unwrap_or_default();
     let policy = case.policy();
     let mut store = MemoryNonceStore::new(16);
-    let mut v = check_replay(verify(req, &keys, &policy, case.now), &mut store, &policy, case.now);
+    let first = case.with_claims(verify(req, &keys, &policy, case.now), req).unwrap_or_else(|e| panic!("{e}"));
+    let mut v = check_replay(first, &mut store, &policy, case.now);
     if case.send_twice {
         v = check_replay(verify(req, &keys, &policy, case.now), &mut store, &policy, case.now);
     }
