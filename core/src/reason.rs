@@ -250,6 +250,15 @@ impl Reason {
         }
     }
 
+    /// Whether the request cost a full Ed25519 verify before it was refused: a well-formed
+    /// signature over a known key that did not verify, or a valid one replayed. A source
+    /// that keeps sending these forces that work on every request, so hosts count them per
+    /// source for their platform's rate limiter. Every other rejection is decided before
+    /// the verify, in microseconds.
+    pub fn spent_a_verify(self) -> bool {
+        matches!(self, Self::SignatureInvalid | Self::Replay)
+    }
+
     /// The status an enforcing host answers with.
     pub fn status(self) -> Status {
         use Reason::*;

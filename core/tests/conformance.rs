@@ -45,6 +45,18 @@ fn run(case: &Case) -> Result<(), String> {
     } else {
         first
     };
+    // A host's per-source limiter counts the rejections that cost an Ed25519 verify: exactly
+    // those whose trace reached the `ed25519` check.
+    if let Some(reason) = verdict.reason() {
+        let verified_once = trace.checks.iter().any(|(name, _)| *name == "ed25519");
+        if reason.spent_a_verify() != verified_once {
+            return Err(format!(
+                "{}: spent_a_verify is {}, the trace says {verified_once}",
+                reason.code(),
+                reason.spent_a_verify()
+            ));
+        }
+    }
     case.check(&verdict).map_err(|e| {
         let checks: Vec<String> = trace
             .checks

@@ -33,6 +33,10 @@ pub const DIRECTORY_STORE: &str = "botauth_directories";
 pub const RATE_COUNTER: &str = "botauth_agents";
 /// Edge Rate Limiting penalty box.
 pub const PENALTY_BOX: &str = "botauth_penalty";
+/// Edge Rate Limiting rate counter of rejections that cost a verify, by client address.
+pub const SOURCE_RATE_COUNTER: &str = "botauth_sources";
+/// Edge Rate Limiting penalty box of sources over `invalid_signature_limit`.
+pub const SOURCE_PENALTY_BOX: &str = "botauth_source_penalty";
 /// Log endpoint that receives one JSON line per signed request.
 pub const LOG_ENDPOINT: &str = "botauth";
 /// Header that carries the verdict to the origin; any incoming copy is removed first.
@@ -76,6 +80,8 @@ pub mod item {
     pub const TESTING_NOW: &str = "testing_now";
     /// Per-agent rate limit, JSON `{"limit":50,"window":10,"penalty":300}`; absent = none.
     pub const RATE_LIMIT: &str = "rate_limit";
+    /// `{"limit", "window", "penalty"}` for rejections that cost a verify, per client address.
+    pub const INVALID_SIGNATURE_LIMIT: &str = "invalid_signature_limit";
     /// Live key directories: JSON of `botauth_core::directory::DirectoriesConfig` (the
     /// allow-list, every agent with the `backend` that reaches its directory, and bounds);
     /// absent = pinned keys only.
@@ -147,6 +153,8 @@ pub struct Verification {
     pub testing_now: Option<u64>,
     /// Per-agent rate limit.
     pub rate_limit: Option<crate::rate::RateLimit>,
+    /// Per-source limit of rejections that cost a verify (forged signatures, replays).
+    pub invalid_signature_limit: Option<crate::rate::RateLimit>,
     /// Allow-listed key directories, if configured.
     pub directories: Option<Directories>,
     /// The key that authenticates the verdict header, when `verdict_auth_kid` is set.
@@ -223,6 +231,7 @@ impl Settings {
         let max_body = self.read(&mut errors, item::MAX_BODY, parse_u64);
         let testing_now = self.read(&mut errors, item::TESTING_NOW, parse_u64);
         let rate_limit = self.read(&mut errors, item::RATE_LIMIT, crate::rate::parse);
+        let invalid_signature_limit = self.read(&mut errors, item::INVALID_SIGNATURE_LIMIT, crate::rate::parse);
         let directories = self.read(&mut errors, item::DIRECTORIES, parse_directories);
         let verdict_auth = self.read(&mut errors, item::VERDICT_AUTH_KID, load_verdict_key);
         if !errors.is_empty() {
@@ -234,6 +243,7 @@ impl Settings {
             max_body: max_body.and_then(|v| usize::try_from(v).ok()).unwrap_or(65_536),
             testing_now,
             rate_limit,
+            invalid_signature_limit,
             directories,
             verdict_auth,
         })

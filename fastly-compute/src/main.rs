@@ -199,6 +199,16 @@ fn check<'v>(
         // An unsigned claim of an agent that always signs: no keys, no parsing.
         return decide(req, claim.verdict(), 0, v, role, now, false);
     }
+    // A source that keeps sending signatures that cost a verify and fail waits in the ERL
+    // penalty box: refused before any parsing or crypto (where it first arrives only).
+    let first_hop = matches!(role, Role::Direct | Role::Edge(_));
+    let source = rate::source_entry(req.get_client_ip_addr());
+    if let (Some(limit), true) = (&v.invalid_signature_limit, first_hop) {
+        if rate::source_penalized(&source) {
+            log::warning("signed request from a penalized source refused before verification (source_penalized)");
+            return Err(Box::new(response::source_penalized(limit.penalty)));
+        }
+    }
     let keys = keys::load(req, &v.policy).map_err(|e| {
         log::config_problem(&format!("{e}; signed requests fail closed (503)"));
         Box::new(response::unavailable())
@@ -222,6 +232,11 @@ fn check<'v>(
     }
     if !matches!(role, Role::Edge(_)) {
         verdict = check_replay(verdict, &v.policy, now)?;
+    }
+    if let (Some(limit), true) = (&v.invalid_signature_limit, first_hop && rate::counts_against_source(&verdict)) {
+        if rate::count_source(limit, &source) {
+            log::warning("a source went over invalid_signature_limit: penalized");
+        }
     }
     // Rate limits count verified requests once, where they are first verified.
     let limited = match (&verdict, &v.rate_limit, role) {

@@ -31,6 +31,13 @@ pub fn rate_limited(retry_after_secs: u32) -> Response {
     problem(StatusCode::TOO_MANY_REQUESTS, body).with_header(header::RETRY_AFTER, retry_after_secs.to_string())
 }
 
+/// A signed request from a source in the penalty box of `invalid_signature_limit`: 429,
+/// decided before verification.
+pub fn source_penalized(retry_after_secs: u32) -> Response {
+    let body = outcome::problem("source_penalized", "too many failed signatures from this source", 429);
+    problem(StatusCode::TOO_MANY_REQUESTS, body).with_header(header::RETRY_AFTER, retry_after_secs.to_string())
+}
+
 /// Signed requests while the keys or settings are unusable: fail closed with 503.
 pub fn unavailable() -> Response {
     let body = outcome::problem(CONFIG_ERROR_CODE, "signature verification is not configured correctly", 503);

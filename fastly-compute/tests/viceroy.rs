@@ -239,6 +239,31 @@ fn debug_off_adds_no_headers_and_a_rate_limit_lets_traffic_through_under_viceroy
 }
 
 #[test]
+fn an_invalid_signature_limit_counts_forged_signatures_and_lets_everything_else_through_under_viceroy() {
+    let origin = origin();
+    // The limit (1 failure per second) would box the source at once on Fastly; Viceroy stubs
+    // ERL, so this proves the path runs, answers each forged request on its own merits, and
+    // never touches verified or unsigned traffic (see README).
+    let setup = Setup::standard().with_setting("invalid_signature_limit", r#"{"limit":1,"window":1,"penalty":60}"#);
+    let mut svc = Service::start(&setup, origin.port());
+    origin.clear();
+    svc.new_log_events();
+    let mut forged = signed_headers(&Sig { authority: "other.example", ..Sig::default() });
+    forged[0].1 = "example.com".into();
+    for i in 0..5 {
+        let resp = svc.send("GET", "/f", &forged, None);
+        assert_eq!((resp.status, problem(&resp)["code"].as_str()), (403, Some("signature_invalid")), "forged {i}");
+    }
+    assert_eq!(svc.send("GET", "/v", &signed_headers(&Sig::default()), None).status, 200);
+    assert_eq!(svc.send("GET", "/u", &headers(&[("Host", "example.com")]), None).status, 200);
+    assert_eq!(origin.seen().len(), 2, "only the verified and the unsigned request reached the origin");
+    let events = svc.new_log_events();
+    assert_eq!(events.iter().filter(|e| e["reason"] == "signature_invalid").count(), 5);
+    let (_, stderr) = svc.output();
+    assert!(!stderr.contains("source_penalized"), "Viceroy's stubbed penalty box never holds a source: {stderr}");
+}
+
+#[test]
 fn store_misconfiguration_fails_closed_for_signed_requests_only() {
     let origin = origin();
     let unsigned = headers(&[("Host", "example.com")]);
@@ -267,6 +292,14 @@ fn store_misconfiguration_fails_closed_for_signed_requests_only() {
     // An invalid rate limit (window must be 1, 10 or 60 s).
     let setup = Setup::standard().with_setting("rate_limit", r#"{"limit":5,"window":7,"penalty":60}"#);
     expect_503(&Service::start(&setup, origin.port()), "invalid rate_limit", "botauth_settings.rate_limit");
+
+    // The same for the per-source limit of failed signatures.
+    let setup = Setup::standard().with_setting("invalid_signature_limit", r#"{"limit":0,"window":60,"penalty":300}"#);
+    expect_503(
+        &Service::start(&setup, origin.port()),
+        "invalid invalid_signature_limit",
+        "botauth_settings.invalid_signature_limit",
+    );
 
     // An invalid key-directory allow-list: an agent whose backend the service lacks.
     let setup = Setup::standard()
