@@ -692,6 +692,11 @@ fn wrk_micros(v: &str) -> Option<f64> {
 }
 
 fn wrk(port: u16, headers: &[(String, String)], connections: u32, seconds: u64) -> Load {
+    wrk_answering(port, headers, connections, seconds, true)
+}
+
+/// [`wrk`]; `ok`: every answer must be 2xx (else every answer must not be).
+fn wrk_answering(port: u16, headers: &[(String, String)], connections: u32, seconds: u64, ok: bool) -> Load {
     let mut cmd = std::process::Command::new("wrk");
     cmd.args(["-t1", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency"]);
     for (n, v) in headers {
@@ -700,7 +705,7 @@ fn wrk(port: u16, headers: &[(String, String)], connections: u32, seconds: u64) 
     cmd.arg(format!("http://127.0.0.1:{port}/path/to/resource"));
     let out = cmd.output().unwrap_or_else(|e| panic!("wrk: {e} (install it: apt-get install wrk)"));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(!text.contains("Non-2xx"), "wrk saw non-2xx answers:\n{text}");
+    assert_eq!(!text.contains("Non-2xx"), ok, "wrk answers not as expected (ok: {ok}):\n{text}");
     let field = |prefix: &str| {
         text.lines()
             .find_map(|l| l.trim().strip_prefix(prefix).map(|r| r.trim().to_string()))
@@ -711,6 +716,25 @@ fn wrk(port: u16, headers: &[(String, String)], connections: u32, seconds: u64) 
         p50_us: wrk_micros(&field("50%")).unwrap_or(f64::NAN),
         p99_us: wrk_micros(&field("99%")).unwrap_or(f64::NAN),
     }
+}
+
+/// `headers` with the signature's `S` half changed (its lowest byte): `R` stays the valid
+/// point it was, so a verifier cannot refuse it before the whole Ed25519 verify.
+fn forged_signature(headers: &[(String, String)]) -> Vec<(String, String)> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    headers
+        .iter()
+        .map(|(n, v)| {
+            if !n.eq_ignore_ascii_case("signature") {
+                return (n.clone(), v.clone());
+            }
+            let (label, rest) = v.split_once("=:").unwrap_or_else(|| panic!("signature {v}"));
+            let mut sig = b64.decode(rest.trim_end_matches(':')).unwrap_or_else(|e| panic!("{e}"));
+            sig[32] ^= 0x01;
+            (n.clone(), format!("{label}=:{}:", b64.encode(sig)))
+        })
+        .collect()
 }
 
 /// Microseconds of one Ed25519 verify by native OpenSSL (`openssl speed -seconds 3 ed25519`).
@@ -794,10 +818,23 @@ fn load_bench() {
             (*name, lat, thr)
         })
         .collect();
-    let verify_us = openssl_verify_us();
     let counters = envoy.counters("botauth");
     assert!(counters.get("botauth.verdict.verified").copied().unwrap_or(0) > 0, "{counters:?}");
     assert_eq!(counters.get("botauth.verdict.rejected"), None, "{counters:?}");
+
+    // A forged-signature flood: the verified request with the signature's S changed (R stays
+    // a valid point, the key is known), so every request costs a whole Ed25519 verify.
+    let forged = forged_signature(&signed);
+    let probe = raw_http::send(matched, "GET", &case.request.target, &forged, None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((probe.status, probe.json().ok().map(|p| p["code"].clone())), (403, Some("signature_invalid".into())));
+    wrk_answering(matched, &forged, 64, 2, false);
+    let (mut floods, mut verified64) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        floods.push(wrk_answering(matched, &forged, 64, seconds, false).rps);
+        verified64.push(wrk(matched, &signed, 64, seconds).rps);
+    }
+    let (flood_rps, verified_rps) = (median(floods), median(verified64));
+    let verify_us = openssl_verify_us();
 
     let mut md = format!(
         "### Envoy 1.40 + proxy-wasm filter (V8), load\n\n\
@@ -824,6 +861,14 @@ fn load_bench() {
         unmatched.1.p50_us - base.1.p50_us,
         1e6 / signed_run.2.rps - 1e6 / unsigned.2.rps,
         added / verify_us,
+    ));
+    md.push_str(&format!(
+        "\n**Forged-signature flood** (64 connections, same worker): forged requests whose `R` is a valid point, \
+         over a known key, rejected `403 signature_invalid` at **{flood_rps:.0}/s** ({:.0} µs of worker time each); \
+         verified requests at {verified_rps:.0}/s. Each costs one Ed25519 verify whatever its bytes: the defence is a \
+         per-source budget of signed requests in Envoy's `local_ratelimit` before the filter \
+         (`examples/envoy/source-limits.yaml`, `tests/envoy_floods.rs`).\n",
+        1e6 / flood_rps
     ));
     println!("{md}");
     if let Some(out) = std::env::var_os("BOTAUTH_BENCH_OUT") {

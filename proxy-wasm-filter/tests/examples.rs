@@ -16,6 +16,7 @@ use serde_json::Value;
 const ENVOY: &str = include_str!("../../examples/envoy/envoy.yaml");
 const ENVOY_RATELIMIT: &str = include_str!("../../examples/envoy/local-ratelimit.yaml");
 const ENVOY_GLOBAL: &str = include_str!("../../examples/envoy/global-ratelimit.yaml");
+const ENVOY_SOURCES: &str = include_str!("../../examples/envoy/source-limits.yaml");
 const KONG_YML: &str = include_str!("../../examples/kong/kong.yml");
 const KONG_CONF: &str = include_str!("../../examples/kong/kong.conf");
 const META: &str = include_str!("../../examples/kong/botauth.meta.json");
@@ -67,13 +68,18 @@ fn envoy_example_configuration_is_valid() {
     // The rate-limit example runs the same filter configuration.
     assert_eq!(block(ENVOY), block(ENVOY_RATELIMIT), "local-ratelimit.yaml carries the same plugin configuration");
     assert_eq!(block(ENVOY), block(ENVOY_GLOBAL), "global-ratelimit.yaml carries the same plugin configuration");
+    assert_eq!(block(ENVOY), block(ENVOY_SOURCES), "source-limits.yaml carries the same plugin configuration");
+    // The per-source limiter runs before the filter (that is its point) and skips unsigned requests.
+    let limiter = ENVOY_SOURCES.find("# botauth-source-limits: begin").unwrap_or(usize::MAX);
+    assert!(limiter < ENVOY_SOURCES.find("# botauth-filter: begin").unwrap_or(0));
+    assert!(ENVOY_SOURCES.contains("max_dynamic_descriptors:") && ENVOY_SOURCES.contains("SkipFilter"));
 }
 
 /// header_mutation, before the filter, removes exactly the headers the filter sends
 /// upstream; and the rate-limit example's descriptors name labels the filter sets.
 #[test]
 fn envoy_chains_strip_the_filters_headers() {
-    for yaml in [ENVOY, ENVOY_RATELIMIT, ENVOY_GLOBAL] {
+    for yaml in [ENVOY, ENVOY_RATELIMIT, ENVOY_GLOBAL, ENVOY_SOURCES] {
         let c = envoy_config(yaml);
         let removed: BTreeSet<&str> = yaml.lines().filter_map(|l| l.trim().strip_prefix("- remove: ")).collect();
         // The verdict authentication is stripped whether or not it is configured.

@@ -29,6 +29,8 @@ pub const EXAMPLE: &str = include_str!("../../../examples/envoy/envoy.yaml");
 pub const LOCAL_RATELIMIT: &str = include_str!("../../../examples/envoy/local-ratelimit.yaml");
 /// The per-agent global rate limit example (a rate limit service).
 pub const GLOBAL_RATELIMIT: &str = include_str!("../../../examples/envoy/global-ratelimit.yaml");
+/// The main example plus a per-source budget of signed requests (forged-signature floods).
+pub const SOURCE_LIMITS: &str = include_str!("../../../examples/envoy/source-limits.yaml");
 
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
