@@ -339,6 +339,19 @@ pub fn bench() -> Result<String, String> {
             runs[i].push(r);
         }
     }
+    // A forged-signature flood at 64 connections: the verified request with the signature's
+    // S changed (R stays a valid point, the key is known), so each costs a whole verify.
+    let forged = forged_signature(&signed)?;
+    let probe = wrk_with(svc_port, &forged, 1, 1)?;
+    if probe.non_2xx == 0 {
+        return Err("the forged flood request was not rejected; the bench setup is wrong".into());
+    }
+    let (mut flood, mut verified64) = (Vec::new(), Vec::new());
+    for round in 1..=3 {
+        banner(&format!("fastly bench: forged flood round {round}/3 (64 connections)"));
+        flood.push(wrk_with(svc_port, &forged, per_run, 64)?.rps);
+        verified64.push(wrk_with(svc_port, &signed, per_run, 64)?.rps);
+    }
     drop(instances);
     // The service's own measurement of `verify` (the `verify_us` of its log lines).
     let log = std::fs::read_to_string(&service_log).unwrap_or_default();
@@ -366,6 +379,7 @@ pub fn bench() -> Result<String, String> {
     let verify_count = verify_us.len();
     let verify_median = median(&mut verify_us);
 
+    let (flood_rps, verified64_rps) = (median(&mut flood), median(&mut verified64));
     let openssl_us = openssl_verify_us()?;
     let (base, unsigned_r, signed_r) = (&rows[0].1, &rows[1].1, &rows[2].1);
     let added = signed_r.p50_us - base.p50_us;
@@ -387,7 +401,11 @@ pub fn bench() -> Result<String, String> {
          - `verify` inside the service (median of its `verify_us` log field over {verify_count} signed requests): \
          {verify_median:.0} µs = {:.1} × the OpenSSL verify\n\
          - Unsigned throughput vs passthrough: {:+.1}% (goal: within 5%)\n\
-         - Release .wasm: {size} bytes ({:.0} KiB; goal < 1 MiB)\n",
+         - Release .wasm: {size} bytes ({:.0} KiB; goal < 1 MiB)\n\
+         - Forged-signature flood, 64 connections: forged requests whose `R` is a valid point, over a known key, \
+         rejected `403 signature_invalid` at **{flood_rps:.0}/s**; verified requests at {verified64_rps:.0}/s \
+         (Viceroy, this machine's 2 cores; a POP spreads the work over many). The defence is \
+         `invalid_signature_limit` (Edge Rate Limiting penalty box per client address).\n",
         added / openssl_us,
         verify_median / openssl_us,
         -unsigned_pct,
@@ -446,8 +464,14 @@ struct Wrk {
 }
 
 fn wrk(port: u16, headers: &[String], secs: u64) -> Result<Wrk, String> {
+    wrk_with(port, headers, secs, 1)
+}
+
+/// [`wrk`] with `connections` connections (two threads when there are many).
+fn wrk_with(port: u16, headers: &[String], secs: u64, connections: u32) -> Result<Wrk, String> {
     let mut cmd = Command::new("wrk");
-    cmd.args(["-t1", "-c1", &format!("-d{secs}s"), "--latency"]);
+    let threads = if connections > 1 { 2 } else { 1 };
+    cmd.args([&format!("-t{threads}"), &format!("-c{connections}"), &format!("-d{secs}s"), "--latency"]);
     for h in headers {
         cmd.arg("-H").arg(h);
     }
@@ -465,6 +489,26 @@ fn wrk(port: u16, headers: &[String], secs: u64) -> Result<Wrk, String> {
     let p99_us = field("99%").and_then(|v| duration_us(&v)).ok_or_else(|| format!("no p99 in:\n{text}"))?;
     let non_2xx = field("Non-2xx or 3xx responses:").and_then(|v| v.parse().ok()).unwrap_or(0);
     Ok(Wrk { rps, p50_us, p99_us, non_2xx })
+}
+
+/// `headers` (`Name: value` lines) with the `Signature` member's S half changed (its lowest
+/// byte): R stays a valid point, so only the whole Ed25519 verify can refuse it.
+fn forged_signature(headers: &[String]) -> Result<Vec<String>, String> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    headers
+        .iter()
+        .map(|h| {
+            let Some(value) = h.strip_prefix("Signature: ").or_else(|| h.strip_prefix("signature: ")) else {
+                return Ok(h.clone());
+            };
+            let (label, rest) = value.split_once("=:").ok_or_else(|| format!("signature {value}"))?;
+            let mut sig = b64.decode(rest.trim_end_matches(':')).map_err(|e| e.to_string())?;
+            let byte = sig.get_mut(32).ok_or("signature shorter than 33 bytes")?;
+            *byte ^= 0x01;
+            Ok(format!("Signature: {label}=:{}:", b64.encode(sig)))
+        })
+        .collect()
 }
 
 /// `1.23ms` / `456.00us` / `1.2s` → µs.
