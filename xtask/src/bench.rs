@@ -219,15 +219,6 @@ fn verdict(ok: bool) -> &'static str {
     }
 }
 
-fn sh(cmd: &str, args: &[&str]) -> String {
-    Command::new(cmd)
-        .args(args)
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
-}
-
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -235,14 +226,14 @@ fn machine() -> String {
             s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
         })
         .unwrap_or_else(|| "unknown".into());
-    let viceroy = sh("viceroy", &["--version"]);
+    let viceroy = crate::util::sh("viceroy", &["--version"]);
     format!(
         "- CPU: {cpu}; `nproc`: {}; {}\n- {}\n- {}\n- date: {}\n",
-        sh("nproc", &[]),
-        sh("uname", &["-sm"]),
-        sh("rustc", &["-V"]),
+        crate::util::sh("nproc", &[]),
+        crate::util::sh("uname", &["-sm"]),
+        crate::util::sh("rustc", &["-V"]),
         if viceroy.is_empty() { "viceroy: not run".into() } else { viceroy },
-        sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        crate::util::sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
     )
 }
 

@@ -170,9 +170,9 @@ fn write_report(results: &[(String, Stats, Option<String>)], seconds: u64) -> Re
          of `fuzz/` for {seconds} s, one after the other, starting from the committed seeds \
          (`{SEEDS_DIR}/`, generated from the fixtures by `cargo xtask fixtures`) and the local corpus. \
          `cov` and `ft` are libFuzzer's edge coverage and feature counts at the end of the run.\n",
-        sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        crate::util::sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
         cpu_model(),
-        sh("nproc", &[]),
+        crate::util::sh("nproc", &[]),
     );
     md.push_str(
         "| target | execs | execs/s | cov | ft | corpus | peak RSS | crash |\n|---|---|---|---|---|---|---|---|\n",
@@ -428,16 +428,6 @@ pub fn check_seeds(dir: &Path) -> Result<Vec<String>, String> {
 fn read_json(file: &Path) -> Result<serde_json::Value, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))
-}
-
-/// A command's trimmed output, or `?`.
-fn sh(cmd: &str, args: &[&str]) -> String {
-    Command::new(cmd)
-        .args(args)
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "?".into())
 }
 
 /// Replace the part of `file` between `<!-- {name}: begin -->` and `<!-- {name}: end -->`

@@ -163,6 +163,16 @@ pub fn ensure_apt(bin: &str, package: &str) -> Result<(), String> {
     }
 }
 
+/// A command's trimmed standard output (empty when it cannot run), for machine notes.
+pub fn sh(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::lock_version;
