@@ -199,3 +199,30 @@ fn kong_schema_matches_the_filter() {
     assert_eq!(schema["additionalProperties"], false);
     assert_eq!(schema["anyOf"], serde_json::json!([{ "required": ["keys"] }, { "required": ["directories"] }]));
 }
+
+/// The matcher sends exactly the User-Agents the plugin's `claims` ask about to the filter:
+/// one case-insensitive `contains` per pattern, in every Envoy example.
+#[test]
+fn envoy_matchers_follow_the_claims_patterns() {
+    for yaml in [ENVOY, ENVOY_RATELIMIT, ENVOY_GLOBAL, ENVOY_SOURCES] {
+        let b = block(yaml);
+        let json = b.trim_start().strip_prefix("value: |").unwrap_or_else(|| panic!("not a block scalar: {b}"));
+        let config: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}"));
+        let mut patterns: Vec<String> = config["claims"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|c| c["user_agent"].as_array().cloned().unwrap_or_default())
+            .filter_map(|p| p.as_str().map(str::to_ascii_lowercase))
+            .collect();
+        let mut matched: Vec<String> = yaml
+            .lines()
+            .filter_map(|l| l.split("value_match: { contains: \"").nth(1))
+            .filter_map(|rest| rest.strip_suffix("\", ignore_case: true }").map(String::from))
+            .collect();
+        patterns.sort();
+        matched.sort();
+        assert!(!patterns.is_empty());
+        assert_eq!(matched, patterns, "the matcher's User-Agent predicates and the claims' patterns differ");
+    }
+}
