@@ -776,7 +776,15 @@ fn load_bench() {
     assert_eq!(yaml.matches(direct).count(), 3);
     let envoy = Envoy::start(&yaml, admin, &[plain, matched, unmatched]);
 
-    let host = vec![("Host".to_string(), case.request.authority.clone())];
+    // Every request carries a browser's User-Agent, as real traffic does: the matcher's claims
+    // predicates look at it on every request.
+    let host = vec![
+        ("Host".to_string(), case.request.authority.clone()),
+        (
+            "User-Agent".to_string(),
+            "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0".to_string(),
+        ),
+    ];
     let mut signed = host.clone();
     signed.extend(case.request.headers.iter().cloned());
     assert_eq!(send(matched, &case, &[]).status, 200, "the signed bench request must verify");
