@@ -772,7 +772,7 @@ fn load_bench() {
     let yaml = render_main(admin, origin.port(), &listeners);
     // Envoy answers itself: the load is Envoy and the filter only, no upstream in the way.
     let direct = "direct_response: { status: 200, body: { inline_string: \"ok\" } }";
-    let yaml = yaml.replace("route: { cluster: origin }", direct);
+    let yaml = yaml.replace("route: { cluster: origin, timeout: 15s }", direct);
     assert_eq!(yaml.matches(direct).count(), 3);
     let envoy = Envoy::start(&yaml, admin, &[plain, matched, unmatched]);
 
