@@ -30,37 +30,26 @@ pub fn check_replay(verdict: Verdict, store: &mut dyn NonceStore, policy: &Polic
     };
     let also = core::mem::take(&mut first.also);
     let mut discarded = core::mem::take(&mut first.discarded);
-    let mut kept: Vec<Verified> = Vec::with_capacity(1 + also.len());
     // One signer's nonce on two signatures of this request is not a replay of another request.
     let mut seen: Vec<String> = Vec::new();
-    for v in core::iter::once(first).chain(also) {
-        if fresh(&v, store, &mut seen, policy, now) {
-            kept.push(v);
-        } else {
-            discarded.push(Rejected {
-                reason: Reason::Replay,
-                label: Some(v.label),
-                agent: v.agent,
-                keyid: Some(v.keyid),
-            });
-        }
-    }
-    let mut kept = kept.into_iter();
-    match kept.next() {
-        Some(mut v) => {
-            v.also = kept.collect();
+    let outcomes = core::iter::once(first)
+        .chain(also)
+        .map(|v| {
+            if fresh(&v, store, &mut seen, policy, now) {
+                Ok(v)
+            } else {
+                Err(Rejected { reason: Reason::Replay, label: Some(v.label), agent: v.agent, keyid: Some(v.keyid) })
+            }
+        })
+        .collect();
+    // The same folding as verification's; nothing fresh left: the first replay is the verdict.
+    match crate::verify::fold(outcomes) {
+        Verdict::Verified(mut v) => {
+            discarded.append(&mut v.discarded);
             v.discarded = discarded;
             Verdict::Verified(v)
         }
-        // Nothing left: the request is the replay of the first signature that was seen.
-        None => {
-            let first_replay = discarded.iter().position(|r| r.reason == Reason::Replay).unwrap_or(0);
-            if first_replay < discarded.len() {
-                Verdict::Rejected(discarded.swap_remove(first_replay))
-            } else {
-                Reason::Replay.into()
-            }
-        }
+        replayed => replayed,
     }
 }
 

@@ -202,9 +202,10 @@ fn check<'v>(
     // A source that keeps sending signatures that cost a verify and fail waits in the ERL
     // penalty box: refused before any parsing or crypto (where it first arrives only).
     let first_hop = matches!(role, Role::Direct | Role::Edge(_));
-    let source = rate::source_entry(req.get_client_ip_addr());
-    if let (Some(limit), true) = (&v.invalid_signature_limit, first_hop) {
-        if rate::source_penalized(&source) {
+    // Only where the limit is configured: no per-request work otherwise.
+    let source = v.invalid_signature_limit.is_some().then(|| rate::source_entry(req.get_client_ip_addr()));
+    if let (Some(limit), Some(source), true) = (&v.invalid_signature_limit, &source, first_hop) {
+        if rate::source_penalized(source) {
             log::warning("signed request from a penalized source refused before verification (source_penalized)");
             return Err(Box::new(response::source_penalized(limit.penalty)));
         }
@@ -233,8 +234,10 @@ fn check<'v>(
     if !matches!(role, Role::Edge(_)) {
         verdict = check_replay(verdict, &v.policy, now)?;
     }
-    if let (Some(limit), true) = (&v.invalid_signature_limit, first_hop && rate::counts_against_source(&verdict)) {
-        if rate::count_source(limit, &source) {
+    if let (Some(limit), Some(source), true) =
+        (&v.invalid_signature_limit, &source, first_hop && rate::counts_against_source(&verdict))
+    {
+        if rate::count_source(limit, source) {
             log::warning("a source went over invalid_signature_limit: penalized");
         }
     }
