@@ -6,6 +6,7 @@ pub mod directory;
 pub mod origin;
 pub mod process;
 pub mod raw_http;
+pub mod soak;
 
 pub use process::{free_port, wait_for_port, ChildGuard};
 

@@ -49,7 +49,7 @@ pub fn test() -> Result<(), String> {
         "--no-fail-fast",
     ]))?;
 
-    banner("fastly: integration tests against Viceroy (fixtures, shield hop, stores, cache classes, key directories, verdict auth, faults)");
+    banner("fastly: integration tests against Viceroy (fixtures, shield hop, stores, cache classes, key directories, verdict auth, faults, the short soak)");
     run(cargo().env("BOTAUTH_FASTLY_WASM", &wasm).env("VICEROY", &viceroy).args([
         "test",
         "-p",
@@ -64,6 +64,8 @@ pub fn test() -> Result<(), String> {
         "verdict_auth",
         "--test",
         "faults",
+        "--test",
+        "soak",
         "--",
         "--test-threads",
         "2",
@@ -177,7 +179,7 @@ fn target_dir() -> PathBuf {
 }
 
 /// Build the service for wasm32-wasip1 in release mode; the path of the .wasm.
-fn build_release() -> Result<PathBuf, String> {
+pub(crate) fn build_release() -> Result<PathBuf, String> {
     banner("fastly: build botauth-fastly (release, wasm32-wasip1)");
     run(cargo().args(["build", "--release", "--target", "wasm32-wasip1", "-p", "botauth-fastly"]))?;
     let wasm = target_dir().join("wasm32-wasip1/release/botauth-fastly.wasm");
@@ -199,7 +201,7 @@ fn report_size(wasm: &Path) -> Result<(), String> {
 }
 
 /// Viceroy at the pinned version: on PATH, or installed into `.tools/viceroy`.
-fn viceroy() -> Result<PathBuf, String> {
+pub(crate) fn viceroy() -> Result<PathBuf, String> {
     let pinned = |bin: &Path| {
         Command::new(bin)
             .arg("--version")

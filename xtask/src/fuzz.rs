@@ -432,7 +432,7 @@ fn read_json(file: &Path) -> Result<serde_json::Value, String> {
 
 /// Replace the part of `file` between `<!-- {name}: begin -->` and `<!-- {name}: end -->`
 /// with `body`; a missing file or section is created (the file with its title).
-fn write_section(file: &Path, name: &str, body: &str) -> Result<(), String> {
+pub(crate) fn write_section(file: &Path, name: &str, body: &str) -> Result<(), String> {
     let (begin, end) = (format!("<!-- {name}: begin -->"), format!("<!-- {name}: end -->"));
     let text = std::fs::read_to_string(file).unwrap_or_else(|_| "# Reliability\n".into());
     let section = format!("{begin}\n{body}{end}");

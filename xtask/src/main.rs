@@ -3,6 +3,8 @@
 //! - `test`: every test of the workspace (the README's test command; `.ci/run` calls it).
 //! - `bench`: criterion and end-to-end benchmarks, written to `BENCHMARKS.md`.
 //! - `fuzz --seconds N`: every `cargo fuzz` target for N seconds each (nightly).
+//! - `soak [--seconds N]`: the mixed-traffic soak through Viceroy and Envoy (default 60 s each),
+//!   written to `RELIABILITY.md`.
 //! - `fixtures [--check]`: regenerate `fixtures/cases/*.json` (or check they are current).
 //! - `interop`: only the interop step of `test` (npm `web-bot-auth`, PyPI
 //!   `http-message-signatures`).
@@ -14,6 +16,7 @@ mod fastly;
 mod fixtures;
 mod fuzz;
 mod interop;
+mod soak;
 mod util;
 
 use std::process::ExitCode;
@@ -28,11 +31,12 @@ fn main() -> ExitCode {
         "test" => test(rest),
         "bench" => bench::run(rest),
         "fuzz" => fuzz::run(rest),
+        "soak" => soak::run(rest),
         "fixtures" => fixtures::run(rest),
         "interop" => interop::test(),
         "serve" => fastly::serve(rest),
         "help" | "--help" | "-h" => {
-            println!("usage: cargo xtask <test [--quick] | bench | fuzz [--seconds N] | fixtures [--check] | interop | serve [--bench]>");
+            println!("usage: cargo xtask <test [--quick] | bench | fuzz [--seconds N] | soak [--seconds N] | fixtures [--check] | interop | serve [--bench]>");
             Ok(())
         }
         other => Err(format!("unknown task `{other}` (try `cargo xtask help`)")),

@@ -257,6 +257,11 @@ impl Service {
         Self { viceroy, port, dir, seen_out: 0 }
     }
 
+    /// Viceroy's process id.
+    pub fn pid(&self) -> u32 {
+        self.viceroy.id()
+    }
+
     /// Send a request (raw HTTP/1.1; `headers` should include Host).
     pub fn send(&self, method: &str, target: &str, headers: &[(String, String)], body: Option<&[u8]>) -> Response {
         raw_http::send(self.port, method, target, headers, body).expect("request to viceroy")

@@ -1,0 +1,58 @@
+//! The soak (issue 11) through the filter in a real Envoy with two workers, as shipped
+//! (header_mutation + the composite matcher): testkit's mixed stream (unsigned, signed by two
+//! directory agents and a pinned one with several keys, tampered, replayed, expired,
+//! garbage, oversized, good and bad `content-digest` bodies, and an allow-listed agent whose
+//! directory answers 500) on 64 keep-alive connections, every answer and every upstream
+//! record checked against its request's expected verdict.
+//!
+//! `BOTAUTH_SOAK_SECS` (default 10: the correctness check of `cargo xtask test`) and
+//! `BOTAUTH_SOAK_CONNECTIONS` (default 64) size it; `cargo xtask soak` runs it for 60 s and
+//! reads the report left in `BOTAUTH_SOAK_REPORT`. Only correctness is asserted here, never
+//! timing or memory (those go to `RELIABILITY.md`).
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use botauth_testkit::directory::Behaviour;
+use botauth_testkit::soak::{self, Plan, Signer};
+use common::gateway::{gateway_with, Agent};
+use serde_json::json;
+
+const PINNED: &str = "https://pinned.test";
+
+#[test]
+fn mixed_traffic_on_64_connections_gets_exactly_the_expected_verdicts() {
+    let a = [Signer::from_byte("https://agent-a.test", 11), Signer::from_byte("https://agent-a.test", 12)];
+    let b = [Signer::from_byte("https://agent-b.test", 13), Signer::from_byte("https://agent-b.test", 14)];
+    let pinned = Signer::from_byte(PINNED, 15);
+    let down = Signer::from_byte("https://agent-down.test", 16);
+    let agent_a = Agent::new("https://agent-a.test", "agent-a", Behaviour::jwks(&soak::jwks(&[&a[0], &a[1]]), 300));
+    let agent_b = Agent::new("https://agent-b.test", "agent-b", Behaviour::jwks(&soak::jwks(&[&b[0], &b[1]]), 300));
+    let agent_down = Agent::new(
+        "https://agent-down.test",
+        "agent-down",
+        Behaviour::status(500, &[("Retry-After", "30")], "upstream trouble"),
+    );
+    let pinned_jwks: serde_json::Value = serde_json::from_str(&soak::jwks(&[&pinned])).unwrap_or_default();
+    let extra = json!({
+        "keys": { PINNED: pinned_jwks },
+        "replay": { "namespace": "soak", "capacity": 100000 },
+    });
+    let gw = gateway_with(&[&agent_a, &agent_b, &agent_down], json!({}), json!({}), extra, |yaml| yaml);
+
+    let plan = Plan {
+        authority: "example.com".into(),
+        signers: vec![a[0].clone(), a[1].clone(), b[0].clone(), b[1].clone(), pinned],
+        down: Some(down),
+    };
+    let opts = soak::Options::from_env(gw.port, vec![("envoy".into(), gw.envoy.child.id())]);
+    gw.origin.clear();
+    let report = soak::run("filter in Envoy 1.40 (2 workers)", &plan, &opts, &gw.origin);
+    report.save("envoy.json").unwrap_or_else(|e| panic!("write the soak report: {e}"));
+    assert!(report.correct(), "{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    assert!(report.classes.len() >= 10, "every traffic class was sent: {:?}", report.classes.keys());
+    let log = gw.envoy.log();
+    assert!(!log.contains("panicked") && !log.contains("wasm trap"), "the filter failed:\n{log}");
+    let down_fetches = agent_down.server.hits().len();
+    assert!(down_fetches < 20, "the down directory is not hammered: {down_fetches} fetches");
+}
