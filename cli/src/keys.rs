@@ -182,7 +182,7 @@ pub fn load_keyring(args: &[String]) -> Result<(Keyring, Vec<Trusted>)> {
 
 /// Wrap a lone JWK object as `{"keys":[…]}`; other JSON is passed through for core to
 /// judge. JSON syntax errors are reported with their line and column.
-fn as_jwks(bytes: &[u8]) -> Result<Vec<u8>> {
+pub fn as_jwks(bytes: &[u8]) -> Result<Vec<u8>> {
     let value: serde_json::Value = serde_json::from_slice(bytes).context("not JSON")?;
     Ok(match value {
         v @ serde_json::Value::Object(_) if v.get("keys").is_none() && v.get("kty").is_some() => {

@@ -11,6 +11,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, clippy::todo)
 )]
 
+mod compact;
 mod covered;
 mod curl;
 mod dates;
@@ -45,6 +46,9 @@ enum Command {
     Keygen(keygen::Args),
     /// Print the RFC 7638 thumbprint (the Web Bot Auth keyid) of each key in a JWK or JWKS.
     Thumbprint(thumbprint::Args),
+    /// Print a JWK or JWKS as botauth's compact key list: the pre-validated key store item
+    /// (e.g. a Fastly `botauth_jwks` item) the edge reads without JSON or hashing.
+    CompactKeys(compact::Args),
     /// Sign a raw HTTP request file; print the signed request (or a curl command).
     Sign(Box<sign::Args>),
     /// Verify a signed raw HTTP request file: exit 0 verified, 1 rejected or unsigned.
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Keygen(a) => keygen::run(a),
         Command::Thumbprint(a) => thumbprint::run(a),
+        Command::CompactKeys(a) => compact::run(a),
         Command::Sign(a) => sign::run(a),
         Command::Verify(a) => verify::verify(a),
         Command::Explain(a) => verify::explain(a),

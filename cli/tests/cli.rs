@@ -177,6 +177,21 @@ fn thumbprint_of_jwk_jwks_and_stdin() {
     assert!(r.stderr.contains("key #1") && r.stderr.contains("RSA"), "{}", r.stderr);
 }
 
+#[test]
+fn compact_keys_of_a_public_jwks_and_refusals() {
+    let s = Scratch::new();
+    let r = expect(0, &["compact-keys", &rfc_public(&s)]);
+    assert!(r.stdout.starts_with(&format!("botauth-keys/1,{RFC_THUMBPRINT} ")), "{}", r.stdout);
+    assert_eq!(r.stdout.lines().count(), 1);
+    // A private key does not belong in a verifier's store.
+    let r = expect(2, &["compact-keys", &rfc_key(&s)]);
+    assert!(r.stderr.contains("private_key_material"), "{}", r.stderr);
+    let r = run_with(&["compact-keys", "-"], br#"{"keys":[{"kty":"RSA","n":"x","e":"AQAB","kid":"r"}]}"#);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("key #1 (kid r)") && r.stderr.contains("unsupported_key_type"), "{}", r.stderr);
+    assert_eq!(run_with(&["compact-keys", "-"], br#"{"keys":[]}"#).code, 2);
+}
+
 // ---- sign → verify ------------------------------------------------------------------
 
 #[test]

@@ -106,11 +106,25 @@ pub struct SkippedKey {
 pub enum KeysError {
     /// Not JSON, or not an object with a `keys` array (RFC 7517 §5).
     NotAJwks,
+    /// A [`COMPACT_KEYS_TAG`] list whose entry number `entry` (1-based) is malformed.
+    CompactEntry {
+        /// Which entry.
+        entry: usize,
+    },
 }
 
 impl fmt::Display for KeysError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("not a JWK Set: expected a JSON object with a \"keys\" array (RFC 7517 section 5)")
+        match self {
+            Self::NotAJwks => {
+                f.write_str("not a JWK Set: expected a JSON object with a \"keys\" array (RFC 7517 section 5)")
+            }
+            Self::CompactEntry { entry } => write!(
+                f,
+                "compact key list ({COMPACT_KEYS_TAG}): entry {entry} is not `<keyid> <x> <kid|-> <nbf|-> <exp|->` \
+                 (rewrite it with `botauth compact-keys`)"
+            ),
+        }
     }
 }
 
@@ -183,10 +197,81 @@ pub fn thumbprint_okp(crv: &str, x: &str) -> String {
 pub const RFC9421_TEST_KEY_THUMBPRINT: &str = "poqkLGiymh_W0uP6PZFw-dvez3QJT5SolqXBCW38r0U";
 
 impl PublicKey {
-    /// Whether this is a published test key (RFC 9421 B.1.4).
+    /// Whether this is a published test key (RFC 9421 B.1.4), by its bytes or its keyid.
     pub fn is_test_key(&self) -> bool {
-        self.thumbprint == RFC9421_TEST_KEY_THUMBPRINT
+        self.key == RFC9421_TEST_KEY || self.thumbprint == RFC9421_TEST_KEY_THUMBPRINT
     }
+}
+
+/// The RFC 9421 B.1.4 test key's public bytes.
+const RFC9421_TEST_KEY: [u8; PUBLIC_KEY_LEN] = [
+    0x26, 0xb4, 0x0b, 0x8f, 0x93, 0xff, 0xf3, 0xd8, 0x97, 0x11, 0x2f, 0x7e, 0xbc, 0x58, 0x2b, 0x23, 0x2d, 0xbd, 0x72,
+    0x51, 0x7d, 0x08, 0x2f, 0xe8, 0x3c, 0xfb, 0x30, 0xdd, 0xce, 0x43, 0xd1, 0xbb,
+];
+
+/// The first entry of botauth's compact key list: the pre-validated form `botauth
+/// compact-keys` writes for a key store item (a Fastly Config Store `botauth_jwks` item), which
+/// the edge reads with no JSON parsing and no hashing.
+///
+/// The list is `botauth-keys/1`, then for each key `,` and five fields separated by one
+/// space: the RFC 7638 thumbprint (the keyid) and the public key, both unpadded base64url;
+/// the JWK `kid` as unpadded base64url of its UTF-8, or `-`; `nbf` and `exp` in unix
+/// seconds, or `-`. The thumbprint is trusted as written (the writer computed it from the
+/// key): a wrong one only makes that key unfindable, it cannot make another key verify.
+pub const COMPACT_KEYS_TAG: &str = "botauth-keys/1";
+
+/// Whether a store item is a compact key list (rather than a JWK Set).
+pub fn is_compact_keys(item: &[u8]) -> bool {
+    item.starts_with(COMPACT_KEYS_TAG.as_bytes())
+}
+
+/// Write `keys` as a compact key list ([`COMPACT_KEYS_TAG`]).
+pub fn compact_keys(keys: &[PublicKey]) -> String {
+    let mut out = String::from(COMPACT_KEYS_TAG);
+    for k in keys {
+        let kid = k.kid.as_deref().map_or_else(|| String::from("-"), |kid| URL_SAFE_NO_PAD.encode(kid));
+        let num = |n: Option<u64>| n.map_or_else(|| String::from("-"), |n| alloc::format!("{n}"));
+        out.push_str(&alloc::format!(
+            ",{} {} {kid} {} {}",
+            k.thumbprint,
+            URL_SAFE_NO_PAD.encode(k.key),
+            num(k.nbf),
+            num(k.exp)
+        ));
+    }
+    out
+}
+
+/// Read a compact key list ([`COMPACT_KEYS_TAG`]). It is all or nothing: a list is written
+/// by a tool, so one malformed entry means the item is not what its writer wrote.
+pub fn parse_compact_keys(item: &[u8]) -> Result<Vec<PublicKey>, KeysError> {
+    let text = core::str::from_utf8(item).map_err(|_| KeysError::CompactEntry { entry: 0 })?;
+    let mut entries = text.trim_end().split(',');
+    if entries.next() != Some(COMPACT_KEYS_TAG) {
+        return Err(KeysError::CompactEntry { entry: 0 });
+    }
+    entries.enumerate().map(|(i, e)| compact_entry(e).ok_or(KeysError::CompactEntry { entry: i + 1 })).collect()
+}
+
+fn compact_entry(entry: &str) -> Option<PublicKey> {
+    let mut fields = entry.split(' ');
+    let mut next = || fields.next();
+    let (thumbprint, x, kid, nbf, exp) = (next()?, next()?, next()?, next()?, next()?);
+    if next().is_some() || URL_SAFE_NO_PAD.decode(thumbprint).ok()?.len() != 32 {
+        return None;
+    }
+    let kid = match kid {
+        "-" => None,
+        kid => Some(String::from_utf8(URL_SAFE_NO_PAD.decode(kid).ok()?).ok()?),
+    };
+    let num = |n: &str| -> Option<Option<u64>> {
+        match n {
+            "-" => Some(None),
+            n if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => n.parse().ok().map(Some),
+            _ => None,
+        }
+    };
+    Some(PublicKey { thumbprint: String::from(thumbprint), kid, key: decode_key(x)?, nbf: num(nbf)?, exp: num(exp)? })
 }
 
 /// Parse a JWK Set, keeping every usable Ed25519 key and reporting the others.
@@ -258,6 +343,19 @@ impl Keyring {
             self.add_key(agent, key);
         }
         Ok(skipped)
+    }
+
+    /// Add every key of a key store item for `agent`: a compact key list
+    /// ([`COMPACT_KEYS_TAG`]) or a JWK Set. Returns the JWK Set's skipped keys (a compact
+    /// list has none: it is all or nothing).
+    pub fn add_store_item(&mut self, agent: &str, item: &[u8]) -> Result<Vec<SkippedKey>, KeysError> {
+        if !is_compact_keys(item) {
+            return self.add_jwks(agent, item);
+        }
+        for key in parse_compact_keys(item)? {
+            self.add_key(agent, key);
+        }
+        Ok(Vec::new())
     }
 
     /// Number of keys over all agents.
@@ -379,6 +477,56 @@ mod tests {
         assert_eq!(skipped[0].kid.as_deref(), Some("rsa"));
         assert_eq!(parse_jwks(b"[]"), Err(KeysError::NotAJwks));
         assert_eq!(parse_jwks(b"{\"keys\":{}}"), Err(KeysError::NotAJwks));
+    }
+
+    #[test]
+    fn compact_key_list_round_trips_a_jwks() {
+        let json = alloc::format!(
+            r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","x":"{RFC_X}","kid":"a, b c","nbf":10,"exp":20}},
+            {{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}}]}}"#
+        );
+        let (keys, _) = parse_jwks(json.as_bytes()).unwrap();
+        let list = compact_keys(&keys);
+        assert!(list.starts_with("botauth-keys/1,poqkLGiymh_W0uP6PZFw-dvez3QJT5SolqXBCW38r0U "), "{list}");
+        assert!(list.ends_with(" - - -"), "{list}");
+        assert_eq!(parse_compact_keys(list.as_bytes()).unwrap(), keys);
+        assert_eq!(parse_compact_keys(b"botauth-keys/1\n").unwrap(), []);
+        let mut a = Keyring::new();
+        let mut b = Keyring::new();
+        a.add_store_item("https://a.test", list.as_bytes()).unwrap();
+        b.add_store_item("https://a.test", json.as_bytes()).unwrap();
+        assert_eq!(a, b, "the same keyring from either form");
+        assert!(keys[0].is_test_key());
+    }
+
+    #[test]
+    fn compact_key_list_refuses_every_malformed_entry() {
+        let good = alloc::format!("poqkLGiymh_W0uP6PZFw-dvez3QJT5SolqXBCW38r0U {RFC_X} - - -");
+        let bad = [
+            (String::from("botauth-keys/2"), 0),
+            (String::from("keys/1"), 0),
+            (String::from(""), 0),
+            (alloc::format!("botauth-keys/1,{good},"), 2),
+            (alloc::format!("botauth-keys/1,{good} -"), 1),
+            (alloc::format!("botauth-keys/1,{}", &good[..good.len() - 2]), 1),
+            (alloc::format!("botauth-keys/1,{}", good.replace(" - - -", " - 1x -")), 1),
+            (alloc::format!("botauth-keys/1,{}", good.replace(" - - -", " - - +1")), 1),
+            (alloc::format!("botauth-keys/1,{}", good.replace(" - - -", " !! - -")), 1),
+            (alloc::format!("botauth-keys/1,{}", good.replace(" - - -", " _w - -")), 1),
+            (alloc::format!("botauth-keys/1,{}", good.replace("poqk", "poq")), 1),
+            (alloc::format!("botauth-keys/1,{}", good.replace(RFC_X, "short")), 1),
+            (alloc::format!("botauth-keys/1,{}", good.replace(' ', "  ")), 1),
+            (alloc::format!("botauth-keys/1,{good},{}", good.replace(" - - -", " - 99999999999999999999 -")), 2),
+        ];
+        for (item, entry) in bad {
+            assert_eq!(parse_compact_keys(item.as_bytes()), Err(KeysError::CompactEntry { entry }), "{item:?}");
+        }
+        assert_eq!(parse_compact_keys(b"botauth-keys/1,\xff"), Err(KeysError::CompactEntry { entry: 0 }));
+        let msg = alloc::format!("{}", KeysError::CompactEntry { entry: 3 });
+        assert!(msg.contains("entry 3") && msg.contains("botauth compact-keys"), "{msg}");
+        let mut ring = Keyring::new();
+        assert!(ring.add_store_item("https://a.test", b"botauth-keys/1,x").is_err());
+        assert!(ring.is_empty());
     }
 
     #[test]

@@ -62,7 +62,7 @@ mod verdict;
 pub mod verdict_auth;
 mod verify;
 
-pub use keys::{Jwk, Jwks, KeySkipReason, Keyring, KeysError, PublicKey, SkippedKey, ANY_AGENT};
+pub use keys::{Jwk, Jwks, KeySkipReason, Keyring, KeysError, PublicKey, SkippedKey, ANY_AGENT, COMPACT_KEYS_TAG};
 pub use policy::{Limits, Mode, Policy};
 pub use reason::{Field, Reason, Status};
 pub use replay::{check_replay, MemoryNonceStore, NonceStore};

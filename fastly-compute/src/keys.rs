@@ -4,7 +4,9 @@
 //! (parsed by core; not trusted, only used to pick items) and the any-agent item `*`.
 //! A request that names no agent may be signed by any trusted agent's key; a Config Store
 //! cannot be listed, so those agents are named in the optional item [`AGENTS_ITEM`] (a JSON
-//! array of URIs). Item keys are encoded with [`jwks_item_key`].
+//! array of URIs). Item keys are encoded with [`jwks_item_key`]. An item is a JWK Set, or
+//! the compact key list `botauth compact-keys` writes (core's `COMPACT_KEYS_TAG`: no JSON,
+//! no hashing at the edge).
 
 use botauth_core::signature_agent;
 use botauth_core::{Keyring, Policy, ANY_AGENT};
@@ -33,7 +35,7 @@ pub fn load(req: &Request, policy: &Policy) -> Result<Keyring, String> {
         let json = store.try_get(&key).map_err(|e| format!("`{JWKS_STORE}.{key}` cannot be read: {e:?}"))?;
         let Some(json) = json else { continue };
         let skipped = ring
-            .add_jwks(agent, json.as_bytes())
+            .add_store_item(agent, json.as_bytes())
             .map_err(|e| format!("`{JWKS_STORE}.{key}` (agent {agent}) is invalid: {e}"))?;
         for s in skipped {
             crate::log::warning(&format!(

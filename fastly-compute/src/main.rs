@@ -71,9 +71,14 @@ fn main() -> Result<(), fastly::Error> {
     // read the verification settings (and are parsed at all).
     let signed = request::is_signed(&req);
     let claim = if signed || common.claims.is_empty() { None } else { claimed(&req, &common.claims) };
+    let started = Instant::now();
     let verification = (signed || claim.is_some()).then(|| settings.verification());
+    let settings_us = elapsed_us(started);
     let mut refresh = None;
-    let resp = handle(req, &common, &role, verification.as_ref(), claim, &mut refresh);
+    let mut resp = handle(req, &common, &role, verification.as_ref(), claim, &mut refresh);
+    if common.debug && verification.is_some() {
+        resp.append_header("server-timing", response::phase_timing("settings", settings_us));
+    }
     resp.send_to_client();
     if let Some(refresh) = refresh {
         refresh.run();
@@ -137,8 +142,15 @@ fn handle<'v>(
         }
     };
     if common.debug {
-        let (us, kind) = checked.as_ref().map_or((None, "unsigned"), |c| (Some(c.verify_us), c.kind));
+        let (us, kind) = checked.as_ref().map_or((None, "unsigned"), |c| (Some(c.timing.verify_us), c.kind));
         resp.append_header("server-timing", response::server_timing(us, kind));
+        if let Some(t) = checked.as_ref().map(|c| &c.timing) {
+            resp.append_header("server-timing", response::phase_timing("keys", t.keys_us));
+            if let (Some(warm), Some(ed25519)) = (t.warm_verify_us, t.ed25519_us) {
+                resp.append_header("server-timing", response::phase_timing("verify-warm", warm));
+                resp.append_header("server-timing", response::phase_timing("ed25519-warm", ed25519));
+            }
+        }
         resp.append_header(CACHE_DEBUG_HEADER, cache::describe(&decision, verdict_value.is_some()));
     }
     resp
@@ -149,12 +161,28 @@ fn handle<'v>(
 struct Checked {
     /// Verdict header value for the origin.
     header: Option<String>,
-    /// Time spent in `verify`, µs.
-    verify_us: u64,
+    /// Where the time went.
+    timing: Timing,
     /// `verified` or `rejected` (monitor mode).
     kind: &'static str,
     /// The clock the request was verified at, unix seconds.
     now: u64,
+}
+
+/// Where a signed request's time went, µs: shown in debug mode's `Server-Timing`.
+#[cfg(target_arch = "wasm32")]
+#[derive(Clone, Copy, Default)]
+struct Timing {
+    /// In core's verification (directory fetches excluded).
+    verify_us: u64,
+    /// Reading and parsing the request's keys from the Config Store.
+    keys_us: u64,
+    /// The same verification again in the same instance (`bench-phases` builds only): what
+    /// it costs once the instance is warm.
+    warm_verify_us: Option<u64>,
+    /// One raw Ed25519 verify in the same instance after that (`bench-phases` only): the
+    /// floor the rest is measured against.
+    ed25519_us: Option<u64>,
 }
 
 /// Add `botauth-verdict-auth` (core's MAC over the verdict and the request as forwarded).
@@ -197,7 +225,7 @@ fn check<'v>(
     };
     if let Some(claim) = claim {
         // An unsigned claim of an agent that always signs: no keys, no parsing.
-        return decide(req, claim.verdict(), 0, v, role, now, false);
+        return decide(req, claim.verdict(), Timing::default(), v, role, now, false);
     }
     // A source that keeps sending signatures that cost a verify and fail waits in the ERL
     // penalty box: refused before any parsing or crypto (where it first arrives only).
@@ -210,12 +238,14 @@ fn check<'v>(
             return Err(Box::new(response::source_penalized(limit.penalty)));
         }
     }
+    let started = Instant::now();
     let keys = keys::load(req, &v.policy).map_err(|e| {
         log::config_problem(&format!("{e}; signed requests fail closed (503)"));
         Box::new(response::unavailable())
     })?;
+    let keys_us = elapsed_us(started);
     let body = buffered_body(req, v.max_body);
-    let (mut verdict, verify_us) = {
+    let (mut verdict, verify_us, warm) = {
         let edge =
             request::EdgeRequest::new(req, &v.scheme, body.as_ref().and_then(|b| b.complete.then_some(&b.bytes[..])));
         match &v.directories {
@@ -223,9 +253,22 @@ fn check<'v>(
             None => {
                 let started = Instant::now();
                 let verdict = botauth_core::verify(&edge, &keys, &v.policy, now);
-                (verdict, elapsed_us(started))
+                let cold = elapsed_us(started);
+                let warm = cfg!(feature = "bench-phases").then(|| {
+                    let started = Instant::now();
+                    let _ = botauth_core::verify(&edge, &keys, &v.policy, now);
+                    let warm = elapsed_us(started);
+                    let started = Instant::now();
+                    let (pk, sig) = RFC8032_TEST_2;
+                    let _ = std::hint::black_box(botauth_core::crypto::verify(&pk, &[0x72], &sig));
+                    (warm, elapsed_us(started))
+                });
+                (verdict, cold, warm)
             }
-            Some(dirs) => with_directories(&edge, &keys, dirs, &v.policy, now, refresh),
+            Some(dirs) => {
+                let (verdict, us) = with_directories(&edge, &keys, dirs, &v.policy, now, refresh);
+                (verdict, us, None)
+            }
         }
     };
     if let Some(b) = body {
@@ -246,7 +289,8 @@ fn check<'v>(
         (Verdict::Verified(ok), Some(limit), Role::Direct | Role::Edge(_)) => rate::over_limit(limit, ok),
         _ => false,
     };
-    decide(req, verdict, verify_us, v, role, now, limited)
+    let (warm_verify_us, ed25519_us) = (warm.map(|w| w.0), warm.map(|w| w.1));
+    decide(req, verdict, Timing { verify_us, keys_us, warm_verify_us, ed25519_us }, v, role, now, limited)
 }
 
 /// Log the verdict, then answer (enforce-mode rejection, rate limit) or go on with the
@@ -255,14 +299,14 @@ fn check<'v>(
 fn decide(
     req: &Request,
     verdict: Verdict,
-    verify_us: u64,
+    timing: Timing,
     v: &Verification,
     role: &Role,
     now: u64,
     limited: bool,
 ) -> Result<Checked, Box<Response>> {
     let ctx = outcome::EventContext { time: now, mode: v.policy.mode, target: req.get_path() };
-    log::verdict(&verdict, verify_us, &ctx, role.name(), limited);
+    log::verdict(&verdict, timing.verify_us, &ctx, role.name(), limited);
     match (&verdict, v.policy.mode) {
         (Verdict::Rejected(r), Mode::Enforce) => Err(Box::new(response::rejected(r.reason))),
         (Verdict::Verified(_), Mode::Enforce) if limited => {
@@ -270,7 +314,7 @@ fn decide(
         }
         _ => Ok(Checked {
             header: outcome::verdict_header(&verdict),
-            verify_us,
+            timing,
             kind: outcome::verdict_kind(&verdict),
             now,
         }),
@@ -311,6 +355,21 @@ fn with_directories<'v>(
     let _ = store.finish(None, now);
     (Verdict::Rejected(Rejected::new(Reason::DirectoryUnavailable)), verify_us)
 }
+
+/// RFC 8032 §7.1 TEST 2 (message `0x72`): the `bench-phases` build's raw Ed25519 verify.
+#[cfg(target_arch = "wasm32")]
+const RFC8032_TEST_2: ([u8; 32], [u8; 64]) = (
+    [
+        0x3d, 0x40, 0x17, 0xc3, 0xe8, 0x43, 0x89, 0x5a, 0x92, 0xb7, 0x0a, 0xa7, 0x4d, 0x1b, 0x7e, 0xbc, 0x9c, 0x98,
+        0x2c, 0xcf, 0x2e, 0xc4, 0x96, 0x8c, 0xc0, 0xcd, 0x55, 0xf1, 0x2a, 0xf4, 0x66, 0x0c,
+    ],
+    [
+        0x92, 0xa0, 0x09, 0xa9, 0xf0, 0xd4, 0xca, 0xb8, 0x72, 0x0e, 0x82, 0x0b, 0x5f, 0x64, 0x25, 0x40, 0xa2, 0xb2,
+        0x7b, 0x54, 0x16, 0x50, 0x3f, 0x8f, 0xb3, 0x76, 0x22, 0x23, 0xeb, 0xdb, 0x69, 0xda, 0x08, 0x5a, 0xc1, 0xe4,
+        0x3e, 0x15, 0x99, 0x6e, 0x45, 0x8f, 0x36, 0x13, 0xd0, 0xf1, 0x1d, 0x8c, 0x38, 0x7b, 0x2e, 0xae, 0xb4, 0x30,
+        0x2a, 0xee, 0xb0, 0x0d, 0x29, 0x16, 0x12, 0xbb, 0x0c, 0x00,
+    ],
+);
 
 #[cfg(target_arch = "wasm32")]
 fn elapsed_us(started: Instant) -> u64 {

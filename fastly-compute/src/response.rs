@@ -75,6 +75,11 @@ pub fn server_timing(verify_us: Option<u64>, outcome: &str) -> String {
     }
 }
 
+/// `Server-Timing` for debug mode: one phase of a signed request (`settings`, `keys`).
+pub fn phase_timing(phase: &str, us: u64) -> String {
+    format!("{phase};dur={}.{:03}", us / 1000, us % 1000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,5 +123,6 @@ mod tests {
         assert_eq!(server_timing(Some(1234), "verified"), "botauth;dur=1.234;desc=\"verified\"");
         assert_eq!(server_timing(Some(7), "rejected"), "botauth;dur=0.007;desc=\"rejected\"");
         assert_eq!(server_timing(None, "unsigned"), "botauth;desc=\"unsigned\"");
+        assert_eq!(phase_timing("keys", 42), "keys;dur=0.042");
     }
 }

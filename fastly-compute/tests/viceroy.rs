@@ -381,7 +381,9 @@ fn shield_hop_reverifies_and_never_trusts_a_bare_verdict() {
     assert_eq!((e[0]["role"].as_str(), s[0]["role"].as_str()), (Some("edge"), Some("shield")));
     assert_eq!(s[0]["verdict"], "verified");
     let timing = resp.headers_named("server-timing");
-    assert_eq!(timing.len(), 2, "one Server-Timing entry per hop: {timing:?}");
+    let verifications = timing.iter().filter(|t| t.starts_with("botauth;")).count();
+    assert_eq!(verifications, 2, "one verification Server-Timing entry per hop: {timing:?}");
+    assert_eq!(timing.len(), 6, "and its keys and settings phases: {timing:?}");
 
     // A bad signature dies at the edge: neither the shield nor the origin sees it.
     let mut bad = signed_headers(&Sig::default());
@@ -462,4 +464,40 @@ fn unsigned_claims_of_agents_that_always_sign() {
     std::thread::sleep(std::time::Duration::from_millis(30));
     let (_, stderr) = svc.output();
     assert!(stderr.contains("claims[0].agent"), "{stderr}");
+}
+
+#[test]
+fn a_compact_key_list_item_verifies_like_its_jwks_and_a_garbled_one_fails_closed() {
+    use botauth_core::keys::{compact_keys, parse_jwks};
+    let origin = origin();
+    let (keys, _) = parse_jwks(test_jwks().as_bytes()).expect("the test JWKS");
+    let compact = compact_keys(&keys);
+    let setup = Setup { jwks: Some(vec![(jwks_item_key(AGENT), compact)]), ..Setup::standard() };
+    let svc = Service::start(&setup, origin.port());
+    origin.clear(); // Viceroy probes each backend once at startup
+    let resp = svc.send("GET", "/", &signed_headers(&Sig::default()), None);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let seen = origin.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].header("botauth-verdict"), Some(verified_header(AGENT, TEST_KEYID, "sig1").as_str()));
+    // Debug mode shows where the time went: verification, the keys, the settings.
+    let timings: Vec<&str> = resp
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("server-timing"))
+        .map(|(_, v)| v.split(';').next().unwrap_or(""))
+        .collect();
+    assert_eq!(timings, ["botauth", "keys", "settings"], "{:?}", resp.headers);
+
+    let setup = Setup {
+        jwks: Some(vec![(jwks_item_key(AGENT), format!("botauth-keys/1,{TEST_KEYID} not-a-key - - -"))]),
+        ..Setup::standard()
+    };
+    let svc = Service::start(&setup, origin.port());
+    assert_eq!(svc.send("GET", "/u", &headers(&[("Host", "example.com")]), None).status, 200, "unsigned flows");
+    let resp = svc.send("GET", "/", &signed_headers(&Sig::default()), None);
+    assert_eq!(resp.status, 503, "{}", resp.text());
+    assert_eq!(problem(&resp)["type"], "urn:botauth:problem:configuration_error");
+    let (_, stderr) = svc.output();
+    assert!(stderr.contains("https_3A_2F_2Fsignature-agent.test") && stderr.contains("entry 1"), "{stderr}");
 }

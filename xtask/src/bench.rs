@@ -7,7 +7,9 @@
 //! 2. criterion again with `--no-default-features --features ed25519-dalek`, full verify only;
 //! 3. the same workload as a wasm32-wasip1 program (`bench/`), once per backend, run under
 //!    Viceroy (installed with `cargo install viceroy --locked --version 0.22.0` if missing);
-//! 4. the adapters' end-to-end load benches (see [`adapters`]).
+//! 4. the adapters' end-to-end load benches (see [`adapters`]), and the edge's cold cost
+//!    ([`crate::fastly::cold_cost`]; alone: `cargo xtask bench --edge-cold`, which rewrites only
+//!    that section).
 //!
 //! Medians are reported (the machine is shared and noisy); targets are checked as ratios
 //! of numbers measured in the same run. `S` is each benchmark's measurement time (default 2).
@@ -36,8 +38,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
                     .ok_or("--seconds needs a positive number")?;
             }
             "--no-wasm" => wasm = false,
+            "--edge-cold" => {
+                let md = crate::fastly::cold_cost()?;
+                let path = root().join("BENCHMARKS.md");
+                crate::fuzz::write_section(&path, "edge-cold", &md)?;
+                println!("{md}\nwrote the edge-cold section of {}", path.display());
+                return Ok(());
+            }
             other => {
-                return Err(format!("unknown argument `{other}` (usage: cargo xtask bench [--seconds S] [--no-wasm])"))
+                return Err(format!(
+                    "unknown argument `{other}` (usage: cargo xtask bench [--seconds S] [--no-wasm] | --edge-cold)"
+                ))
             }
         }
     }
@@ -95,6 +106,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 fn adapters(md: &mut String) -> Result<(), String> {
     md.push_str("\n## Adapters end to end\n");
     md.push_str(&crate::fastly::bench()?);
+    md.push_str(&format!("<!-- edge-cold: begin -->{}<!-- edge-cold: end -->\n", crate::fastly::cold_cost()?));
     md.push_str(&crate::envoy::bench()?);
     Ok(())
 }

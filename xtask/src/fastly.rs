@@ -11,6 +11,7 @@
 //! - `bench`: wrk against Viceroy (passthrough build, unsigned, signed), for `cargo xtask
 //!   bench`; alone: `cargo xtask serve --bench`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -343,9 +344,6 @@ pub fn bench() -> Result<String, String> {
     }
     // A forged-signature flood at 64 connections: the verified request with the signature's
     // S changed (R stays a valid point, the key is known), so each costs a whole verify.
-    // The in-service `verify_us` is taken from the 1-connection rounds above only: under 64
-    // connections on this machine's cores it measures queueing, not verification.
-    let quiet_log_len = std::fs::metadata(&service_log).map(|m| m.len()).unwrap_or(0);
     let forged = forged_signature(&signed)?;
     let probe = wrk_with(svc_port, &forged, 1, 1)?;
     if probe.non_2xx == 0 {
@@ -358,15 +356,6 @@ pub fn bench() -> Result<String, String> {
         verified64.push(wrk_with(svc_port, &signed, per_run, 64)?.rps);
     }
     drop(instances);
-    // The service's own measurement of `verify` (the `verify_us` of its log lines).
-    let log = std::fs::read(&service_log).unwrap_or_default();
-    let quiet = usize::try_from(quiet_log_len).unwrap_or(usize::MAX).min(log.len());
-    let log = String::from_utf8_lossy(log.get(..quiet).unwrap_or_default());
-    let mut verify_us: Vec<f64> = log
-        .lines()
-        .filter_map(|l| l.split("\"verify_us\":").nth(1))
-        .filter_map(|v| v.split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse().ok()))
-        .collect();
     let median = |v: &mut Vec<f64>| {
         v.sort_by(|a, b| a.total_cmp(b));
         v.get(v.len() / 2).copied().unwrap_or(0.0)
@@ -383,8 +372,6 @@ pub fn bench() -> Result<String, String> {
     }
     origin.stop();
     let _ = std::fs::remove_dir_all(&dir);
-    let verify_count = verify_us.len();
-    let verify_median = median(&mut verify_us);
 
     let (flood_rps, verified64_rps) = (median(&mut flood), median(&mut verified64));
     let openssl_us = openssl_verify_us()?;
@@ -405,8 +392,8 @@ pub fn bench() -> Result<String, String> {
         "\n- Latency verification adds (p50 signed − p50 passthrough): **{added:.0} µs**\n\
          - One native OpenSSL Ed25519 verify (`openssl speed -seconds 3 ed25519`): **{openssl_us:.1} µs**\n\
          - Ratio added / OpenSSL verify: **{:.1}** (goal ≤ 2; the seed Lua + FFI plugin: 40–60)\n\
-         - `verify` inside the service (median of its `verify_us` log field over {verify_count} signed requests): \
-         {verify_median:.0} µs = {:.1} × the OpenSSL verify\n\
+         - Where a signed request's time goes inside the service (keys, settings, cold and warm verify): \
+         the next section, \"The edge's cold cost\"\n\
          - Unsigned throughput vs passthrough: {:+.1}% (goal: within 5%)\n\
          - Release .wasm: {size} bytes ({:.0} KiB; goal < 1 MiB)\n\
          - Forged-signature flood, 64 connections: forged requests whose `R` is a valid point, over a known key, \
@@ -414,7 +401,6 @@ pub fn bench() -> Result<String, String> {
          (Viceroy, this machine's 2 cores; a POP spreads the work over many). The defence is \
          `invalid_signature_limit` (Edge Rate Limiting penalty box per client address).\n",
         added / openssl_us,
-        verify_median / openssl_us,
         -unsigned_pct,
         size as f64 / 1024.0
     ));
@@ -438,6 +424,11 @@ fn bench_manifest(origin_port: u16, now: u64) -> String {
 /// `Name: value` header lines of the demo request signed by `botauth sign` (no nonce, so
 /// the same request stays valid for the whole run).
 fn signed_demo_headers(botauth: &Path, created: u64) -> Result<Vec<String>, String> {
+    signed_demo_headers_for(botauth, created, "https://signature-agent.test")
+}
+
+/// [`signed_demo_headers`] naming `agent` in `Signature-Agent`.
+fn signed_demo_headers_for(botauth: &Path, created: u64, agent: &str) -> Result<Vec<String>, String> {
     let out = Command::new(botauth)
         .current_dir(root())
         .args([
@@ -447,7 +438,7 @@ fn signed_demo_headers(botauth: &Path, created: u64) -> Result<Vec<String>, Stri
             "--request",
             "fastly-compute/demo/request.http",
         ])
-        .args(["--agent", "https://signature-agent.test", "--no-nonce", "--created", &created.to_string()])
+        .args(["--agent", agent, "--no-nonce", "--created", &created.to_string()])
         .args(["--validity", "3600"])
         .output()
         .map_err(|e| format!("botauth sign: {e}"))?;
@@ -563,4 +554,207 @@ fn wait_port(port: u16) -> Result<(), String> {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     Err(format!("viceroy did not listen on 127.0.0.1:{port}"))
+}
+
+/// The edge's cold cost (issue 11): where a signed request's time goes inside the service.
+///
+/// A `bench-phases` build (which verifies every signed request a second time in the same
+/// instance) runs under Viceroy with debug `Server-Timing`; signed requests are sent one at a
+/// time, alternating between the cases, and each phase's median is reported beside one
+/// native OpenSSL verify measured in the same run. Viceroy instantiates the module for every
+/// request, as Compute does, so `verify` is the cold-instance time and `verify-warm` the same
+/// work once the instance has run it.
+pub fn cold_cost() -> Result<String, String> {
+    let viceroy = viceroy()?;
+    banner("edge cold cost: bench-phases build, botauth, demo origin");
+    run(cargo().args([
+        "build",
+        "--release",
+        "--target",
+        "wasm32-wasip1",
+        "-p",
+        "botauth-fastly",
+        "--features",
+        "bench-phases",
+    ]))?;
+    let built = target_dir().join("wasm32-wasip1/release/botauth-fastly.wasm");
+    let phases = target_dir().join("wasm32-wasip1/release/botauth-fastly-phases.wasm");
+    std::fs::copy(&built, &phases).map_err(|e| format!("copy the bench-phases build: {e}"))?;
+    // Leave the ordinary build where the tests look for it.
+    build_release()?;
+    run(cargo().args(["build", "-q", "-p", "botauth-fastly", "--example", "demo-origin"]))?;
+    run(cargo().args(["build", "-q", "-p", "botauth-cli", "--bin", "botauth"]))?;
+    let bin_dir = target_dir().join("debug");
+    let botauth = bin_dir.join("botauth");
+
+    let created: u64 = 1_735_689_600;
+    let cases = cold_cases(&botauth, created)?;
+    let origin_port = free_port()?;
+    let dir = std::env::temp_dir().join(format!("botauth-fastly-cold-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let manifest = dir.join("fastly.toml");
+    let mut items = String::new();
+    for c in &cases {
+        items.push_str(&format!("\"{}\" = '{}'\n", c.item_key, c.item));
+    }
+    std::fs::write(
+        &manifest,
+        format!(
+            "manifest_version = 3\nname = \"botauth-cold\"\nlanguage = \"other\"\n[local_server]\n\
+             [local_server.backends.origin]\nurl = \"http://127.0.0.1:{origin_port}/\"\n\
+             [local_server.config_stores.botauth_jwks]\nformat = \"inline-toml\"\n\
+             [local_server.config_stores.botauth_jwks.contents]\n{items}\
+             [local_server.config_stores.botauth_settings]\nformat = \"inline-toml\"\n\
+             [local_server.config_stores.botauth_settings.contents]\npolicy = '{{\"mode\":\"enforce\",\"allow_test_keys\":true}}'\n\
+             testing_now = \"{}\"\ndebug = \"true\"\n",
+            created + 10
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut origin = Guard(
+        Command::new(bin_dir.join("examples/demo-origin"))
+            .args([&origin_port.to_string(), "--quiet"])
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("demo origin: {e}"))?,
+    );
+    let port = free_port()?;
+    let mut vic = Guard(
+        Command::new(&viceroy)
+            .args(["serve", "-C"])
+            .arg(&manifest)
+            .args(["--addr", &format!("127.0.0.1:{port}")])
+            .arg(&phases)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("viceroy: {e}"))?,
+    );
+    wait_port(port)?;
+    let rounds = std::env::var("BOTAUTH_COLD_REQUESTS").ok().and_then(|s| s.parse().ok()).unwrap_or(400usize);
+    let mut samples: Vec<BTreeMap<&'static str, Vec<f64>>> = vec![BTreeMap::new(); cases.len()];
+    for i in 0..rounds + 20 {
+        for (c, case) in cases.iter().enumerate() {
+            let timings = timed_request(port, &case.headers)?;
+            if i < 20 {
+                continue; // warm-up: Viceroy's first requests include its own start-up
+            }
+            for phase in ["settings", "keys", "botauth", "verify-warm", "ed25519-warm"] {
+                let v = timings.get(phase).copied().ok_or_else(|| {
+                    format!("{}: no `{phase}` in Server-Timing (is the request verified?)", case.name)
+                })?;
+                samples[c].entry(phase).or_default().push(v);
+            }
+        }
+    }
+    vic.stop();
+    origin.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+    let openssl_us = openssl_verify_us()?;
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let mut md = format!(
+        "\n## The edge's cold cost (`cargo xtask bench --edge-cold`)\n\n\
+         A `bench-phases` build of the service under Viceroy {VICEROY_VERSION} (a fresh instance per request, \
+         as on Compute), debug `Server-Timing` read from {rounds} signed requests per case, sent one at a time \
+         with the cases alternating; medians, µs. `verify` is core's verification in the request's cold \
+         instance, `verify (warm)` the same call repeated in that instance, `keys` the Config Store read \
+         and parse of the request's keys, `settings` the verification settings. One native OpenSSL \
+         Ed25519 verify in the same run: **{openssl_us:.1} µs**.\n\n\
+         | store form | settings | keys | verify | verify (warm) | raw Ed25519 (warm) | keys + verify | (keys + verify) / OpenSSL | verify / OpenSSL |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    );
+    for (case, s) in cases.iter().zip(samples.iter_mut()) {
+        let mut get = |p: &str| s.get_mut(p).map_or(0.0, &median);
+        let (settings, keys, verify, warm) = (get("settings"), get("keys"), get("botauth"), get("verify-warm"));
+        let ed25519 = get("ed25519-warm");
+        md.push_str(&format!(
+            "| {} | {settings:.0} | {keys:.0} | {verify:.0} | {warm:.0} | {ed25519:.0} | {:.0} | {:.2} | {:.2} |\n",
+            case.name,
+            keys + verify,
+            (keys + verify) / openssl_us,
+            verify / openssl_us
+        ));
+    }
+    Ok(md)
+}
+
+/// One case of [`cold_cost`]: a store item and the signed request that uses it.
+struct ColdCase {
+    name: &'static str,
+    item_key: String,
+    item: String,
+    headers: Vec<String>,
+}
+
+/// The same key, for two agents: one stored as a JWK Set, one as the compact key list
+/// `botauth compact-keys` writes.
+fn cold_cases(botauth: &Path, created: u64) -> Result<Vec<ColdCase>, String> {
+    let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"JrQLj5P_89iXES9-vFgrIy29clF9CC_oPPsw3c5D0bs"}]}"#;
+    let mut compact = Command::new(botauth);
+    compact.args(["compact-keys", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = compact.spawn().map_err(|e| format!("botauth compact-keys: {e}"))?;
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().ok_or("botauth compact-keys: no stdin")?;
+        stdin.write_all(jwks.as_bytes()).map_err(|e| format!("botauth compact-keys: {e}"))?;
+    }
+    let out = child.wait_with_output().map_err(|e| format!("botauth compact-keys: {e}"))?;
+    let list = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if !out.status.success() || !list.starts_with("botauth-keys/1,") {
+        return Err(format!("botauth compact-keys printed {list:?}"));
+    }
+    Ok(vec![
+        ColdCase {
+            name: "JWK Set (JSON)",
+            item_key: "https_3A_2F_2Fsignature-agent.test".into(),
+            item: jwks.into(),
+            headers: signed_demo_headers(botauth, created)?,
+        },
+        ColdCase {
+            name: "compact key list (`botauth compact-keys`)",
+            item_key: "https_3A_2F_2Fcompact-agent.test".into(),
+            item: list,
+            headers: signed_demo_headers_for(botauth, created, "https://compact-agent.test")?,
+        },
+    ])
+}
+
+/// Send the demo request with `headers` and return its `Server-Timing` durations, µs.
+fn timed_request(port: u16, headers: &[String]) -> Result<BTreeMap<String, f64>, String> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    let mut req = String::from("GET /api/v1/hello?lang=en HTTP/1.1\r\n");
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str("Connection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).map_err(|e| format!("send: {e}"))?;
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8_lossy(&resp);
+    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(format!("expected 200, got: {}", head.lines().next().unwrap_or("")));
+    }
+    let mut out = BTreeMap::new();
+    for line in head.lines() {
+        let Some((name, value)) = line.split_once(':') else { continue };
+        if !name.eq_ignore_ascii_case("server-timing") {
+            continue;
+        }
+        for metric in value.split(',') {
+            let mut parts = metric.split(';').map(str::trim);
+            let Some(name) = parts.next() else { continue };
+            if let Some(ms) = parts.find_map(|p| p.strip_prefix("dur=")).and_then(|d| d.parse::<f64>().ok()) {
+                out.insert(name.to_owned(), ms * 1000.0);
+            }
+        }
+    }
+    Ok(out)
 }
