@@ -679,7 +679,168 @@ pub fn cold_cost() -> Result<String, String> {
             verify / openssl_us
         ));
     }
+    md.push_str(&guest_profile(&viceroy, &botauth, &bin_dir)?);
     Ok(md)
+}
+
+/// Where the whole request's time goes inside the service, by Viceroy's guest profiler
+/// (`--profile=guest`, a sample every 10 µs, one profile per request): an ordinary release
+/// build with its symbols kept (no `bench-phases` repeats), the real clock (no
+/// `testing_now`, whose warning would be logged on every request), the JWK Set item.
+/// Returns the Markdown table: the share of samples in each part of the work.
+fn guest_profile(viceroy: &Path, botauth: &Path, bin_dir: &Path) -> Result<String, String> {
+    banner("edge cold cost: guest profile (release build with symbols)");
+    let target = target_dir().join("profile");
+    run(cargo()
+        .env("CARGO_PROFILE_RELEASE_STRIP", "false")
+        .args(["build", "--release", "--target", "wasm32-wasip1", "-p", "botauth-fastly", "--target-dir"])
+        .arg(&target))?;
+    let wasm = target.join("wasm32-wasip1/release/botauth-fastly.wasm");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let headers = signed_demo_headers(botauth, now.saturating_sub(5))?;
+    let dir = std::env::temp_dir().join(format!("botauth-fastly-profile-{}", std::process::id()));
+    let profiles = dir.join("profiles");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let origin_port = free_port()?;
+    let manifest = dir.join("fastly.toml");
+    let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"JrQLj5P_89iXES9-vFgrIy29clF9CC_oPPsw3c5D0bs"}]}"#;
+    std::fs::write(
+        &manifest,
+        format!(
+            "manifest_version = 3\nname = \"botauth-profile\"\nlanguage = \"other\"\n[local_server]\n\
+             [local_server.backends.origin]\nurl = \"http://127.0.0.1:{origin_port}/\"\n\
+             [local_server.config_stores.botauth_jwks]\nformat = \"inline-toml\"\n\
+             [local_server.config_stores.botauth_jwks.contents]\n\"https_3A_2F_2Fsignature-agent.test\" = '{jwks}'\n\
+             [local_server.config_stores.botauth_settings]\nformat = \"inline-toml\"\n\
+             [local_server.config_stores.botauth_settings.contents]\npolicy = '{{\"mode\":\"enforce\",\"allow_test_keys\":true}}'\n\
+             debug = \"true\"\n"
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut origin = Guard(
+        Command::new(bin_dir.join("examples/demo-origin"))
+            .args([&origin_port.to_string(), "--quiet"])
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("demo origin: {e}"))?,
+    );
+    let port = free_port()?;
+    let mut vic = Guard(
+        Command::new(viceroy)
+            .args(["serve", "-C"])
+            .arg(&manifest)
+            .args(["--addr", &format!("127.0.0.1:{port}")])
+            .arg(format!("--profile=guest,{},10us", profiles.display()))
+            .arg(&wasm)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("viceroy: {e}"))?,
+    );
+    wait_port(port)?;
+    let requests = 300;
+    for _ in 0..requests {
+        let resp = timed_request(port, &headers)?;
+        if resp.is_empty() {
+            return Err("the profiled service sent no Server-Timing (is debug off?)".into());
+        }
+    }
+    // Viceroy writes each request's profile when the request ends.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    vic.stop();
+    origin.stop();
+    let (total, parts) = profile_parts(&profiles)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut md = format!(
+        "\nWhere the whole request goes (Viceroy's guest profiler, a sample every 10 µs over {requests} verified \
+         requests, {total} samples; a sample counts for every part on its stack, so parts overlap). The profiler \
+         samples where wasmtime checks its epoch (function entries, loop headers), so straight-line field \
+         arithmetic is under-counted and small functions called often (`malloc`, `free`) over-counted: read \
+         it as where the calls go, and the table above for the time:\n\n\
+         | part of the work | share of samples |\n|---|---:|\n"
+    );
+    for (name, n) in parts {
+        if n == 0 {
+            // Inlined by LTO into its caller: it has no frame of its own to count.
+            md.push_str(&format!("| {name} | (inlined: no frame of its own) |\n"));
+        } else {
+            md.push_str(&format!("| {name} | {:.1} % |\n", 100.0 * n as f64 / total.max(1) as f64));
+        }
+    }
+    Ok(md)
+}
+
+/// The parts of [`guest_profile`], each with the functions that make it up (substrings of
+/// the symbol names); the first is the whole verification.
+const PROFILE_PARTS: [(&str, &[&str]); 12] = [
+    ("core `verify` (all of it)", &["botauth_core::verify::"]),
+    ("Ed25519 (`crypto::verify`: key decompression, double scalar multiplication)", &["botauth_core::crypto::verify"]),
+    ("key decompression (`CompressedEdwardsY::decompress`)", &["CompressedEdwardsY::decompress"]),
+    (
+        "Structured Fields and `Signature-Input` parsing",
+        &["botauth_core::structured", "sfv::", "botauth_core::signature_input"],
+    ),
+    ("signature base", &["botauth_core::signature_base"]),
+    ("keys: Config Store reads and JWKS parsing (`keys::load`)", &["botauth_fastly::keys::load"]),
+    ("JSON (`serde_json`, keys and settings)", &["serde_json::"]),
+    ("Config Store reads (`ConfigStore::try_get`)", &["ConfigStore::try_get"]),
+    ("settings (`Settings::verification`)", &["Settings::verification"]),
+    ("the log line (`log::`)", &["botauth_fastly::log::"]),
+    ("forwarding to the origin (`upstream::send`)", &["botauth_fastly::upstream::send"]),
+    ("allocation (`malloc`, `free`, `realloc`)", &["malloc", "free", "realloc"]),
+];
+
+/// Samples per [`PROFILE_PARTS`] part.
+type PartCounts = Vec<(&'static str, u64)>;
+
+/// Total samples, and the samples of each [`PROFILE_PARTS`] part, over every profile in
+/// `dir` (the Firefox profiler's processed format).
+fn profile_parts(dir: &Path) -> Result<(u64, PartCounts), String> {
+    let mut total = 0u64;
+    let mut counts = vec![0u64; PROFILE_PARTS.len()];
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("no guest profiles in {}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let text = std::fs::read_to_string(entry.path()).map_err(|e| e.to_string())?;
+        let p: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", entry.path().display()))?;
+        for t in p["threads"].as_array().into_iter().flatten() {
+            let idx = |v: &serde_json::Value| v.as_u64().and_then(|n| usize::try_from(n).ok());
+            let strings = t["stringArray"].as_array().cloned().unwrap_or_default();
+            let func_name = |func: usize| -> &str {
+                idx(&t["funcTable"]["name"][func]).and_then(|s| strings.get(s)).and_then(|s| s.as_str()).unwrap_or("")
+            };
+            for stack in t["samples"]["stack"].as_array().into_iter().flatten() {
+                let mut at = idx(stack);
+                if at.is_none() {
+                    continue;
+                }
+                total += 1;
+                let mut hit = vec![false; PROFILE_PARTS.len()];
+                // Bounded walk to the root (prefix links point towards it).
+                for _ in 0..10_000 {
+                    let Some(s) = at else { break };
+                    let name = idx(&t["stackTable"]["frame"][s])
+                        .and_then(|f| idx(&t["frameTable"]["func"][f]))
+                        .map(func_name)
+                        .unwrap_or("");
+                    for (i, (_, needles)) in PROFILE_PARTS.iter().enumerate() {
+                        if needles.iter().any(|n| if n.contains("::") { name.contains(n) } else { name == *n }) {
+                            hit[i] = true;
+                        }
+                    }
+                    at = idx(&t["stackTable"]["prefix"][s]);
+                }
+                for (c, h) in counts.iter_mut().zip(hit) {
+                    *c += u64::from(h);
+                }
+            }
+        }
+    }
+    if total == 0 {
+        return Err(format!("the guest profiles in {} hold no samples", dir.display()));
+    }
+    Ok((total, PROFILE_PARTS.iter().map(|(n, _)| *n).zip(counts).collect()))
 }
 
 /// One case of [`cold_cost`]: a store item and the signed request that uses it.
