@@ -255,24 +255,10 @@ pub fn bench() -> Result<String, String> {
         std::env::var("BOTAUTH_BENCH_SECS").ok().and_then(|s| s.parse::<f64>().ok()).map_or(10, |s| s.max(3.0) as u64);
 
     banner("fastly bench: builds (passthrough baseline, service, demo origin, botauth)");
-    run(cargo().args([
-        "build",
-        "--release",
-        "--target",
-        "wasm32-wasip1",
-        "-p",
-        "botauth-fastly",
-        "--features",
-        "bench-passthrough",
-    ]))?;
-    let built = target_dir().join("wasm32-wasip1/release/botauth-fastly.wasm");
-    let passthrough = target_dir().join("wasm32-wasip1/release/botauth-fastly-passthrough.wasm");
-    std::fs::copy(&built, &passthrough).map_err(|e| format!("copy passthrough build: {e}"))?;
+    let passthrough = build_variant("bench-passthrough", "botauth-fastly-passthrough.wasm")?;
     let service = build_release()?;
     let size = std::fs::metadata(&service).map_err(|e| e.to_string())?.len();
-    run(cargo().args(["build", "-q", "-p", "botauth-fastly", "--example", "demo-origin"]))?;
-    run(cargo().args(["build", "-q", "-p", "botauth-cli", "--bin", "botauth"]))?;
-    let bin_dir = target_dir().join("debug");
+    let bin_dir = build_bench_tools()?;
 
     // A fixed clock and a nonce-free signature keep every request of the run valid.
     let created: u64 = 1_735_689_600;
@@ -281,40 +267,19 @@ pub fn bench() -> Result<String, String> {
     let dir = std::env::temp_dir().join(format!("botauth-fastly-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let manifest = dir.join("fastly.toml");
-    std::fs::write(&manifest, bench_manifest(origin_port, created + 10)).map_err(|e| e.to_string())?;
-    let mut origin = Guard(
-        Command::new(bin_dir.join("examples/demo-origin"))
-            .args([&origin_port.to_string(), "--quiet"])
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("demo origin: {e}"))?,
-    );
+    let now = (created + 10).to_string();
+    let settings = [("policy", ENFORCE_TEST_KEYS), ("testing_now", now.as_str())];
+    std::fs::write(&manifest, local_manifest("botauth-bench", origin_port, &[(RFC_AGENT_ITEM, DEMO_JWKS)], &settings))
+        .map_err(|e| e.to_string())?;
+    let mut origin = quiet_origin(&bin_dir, origin_port)?;
 
     let unsigned = vec!["Host: 127.0.0.1:7676".to_string()];
     // Both builds run side by side and the cases alternate over several rounds, so drift in
     // the machine's background load hits every case alike; each figure is the median round.
     let mut instances = Vec::new();
-    let service_log = dir.join("service-stdout.log");
-    for (wasm, out) in [(&passthrough, None), (&service, Some(&service_log))] {
+    for wasm in [&passthrough, &service] {
         let port = free_port()?;
-        let stdout = match out {
-            Some(path) => Stdio::from(std::fs::File::create(path).map_err(|e| e.to_string())?),
-            None => Stdio::null(),
-        };
-        let vic = Guard(
-            Command::new(&viceroy)
-                .args(["serve", "-C"])
-                .arg(&manifest)
-                .args(["--addr", &format!("127.0.0.1:{port}")])
-                .arg(wasm)
-                .stdin(Stdio::null())
-                .stdout(stdout)
-                .stderr(Stdio::null())
-                .spawn()
-                .map_err(|e| format!("viceroy: {e}"))?,
-        );
-        wait_port(port)?;
-        instances.push((port, vic));
+        instances.push((port, quiet_service(&viceroy, &manifest, port, wasm, None)?));
     }
     let (base_port, svc_port) = (instances[0].0, instances[1].0);
     let cases: [(&str, u16, &Vec<String>); 3] = [
@@ -407,18 +372,93 @@ pub fn bench() -> Result<String, String> {
     Ok(md)
 }
 
-/// The bench's Viceroy manifest: demo keys (the RFC 9421 test key, so test keys are
-/// allowed), enforce mode, a fixed clock, no debug headers.
-fn bench_manifest(origin_port: u16, now: u64) -> String {
-    let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"JrQLj5P_89iXES9-vFgrIy29clF9CC_oPPsw3c5D0bs"}]}"#;
+/// The demo agent's key set: the published RFC 9421 test key (test keys are allowed in the
+/// benches' policy).
+const DEMO_JWKS: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"JrQLj5P_89iXES9-vFgrIy29clF9CC_oPPsw3c5D0bs"}]}"#;
+
+/// The `botauth_jwks` item key of `https://signature-agent.test`.
+const RFC_AGENT_ITEM: &str = "https_3A_2F_2Fsignature-agent.test";
+
+/// The benches' policy: enforce mode, test keys allowed.
+const ENFORCE_TEST_KEYS: &str = r#"{"mode":"enforce","allow_test_keys":true}"#;
+
+/// A Viceroy manifest for the benches: the `origin` backend on `origin_port`, `botauth_jwks`
+/// with `keys` and `botauth_settings` with `settings` (item key, value; values are written
+/// as TOML literal strings).
+fn local_manifest(name: &str, origin_port: u16, keys: &[(&str, &str)], settings: &[(&str, &str)]) -> String {
+    let items = |items: &[(&str, &str)]| items.iter().map(|(k, v)| format!("\"{k}\" = '{v}'\n")).collect::<String>();
     format!(
-        "manifest_version = 3\nname = \"botauth-bench\"\nlanguage = \"other\"\n[local_server]\n\
+        "manifest_version = 3\nname = \"{name}\"\nlanguage = \"other\"\n[local_server]\n\
          [local_server.backends.origin]\nurl = \"http://127.0.0.1:{origin_port}/\"\n\
          [local_server.config_stores.botauth_jwks]\nformat = \"inline-toml\"\n\
-         [local_server.config_stores.botauth_jwks.contents]\n\"https_3A_2F_2Fsignature-agent.test\" = '{jwks}'\n\
+         [local_server.config_stores.botauth_jwks.contents]\n{}\
          [local_server.config_stores.botauth_settings]\nformat = \"inline-toml\"\n\
-         [local_server.config_stores.botauth_settings.contents]\npolicy = '{{\"mode\":\"enforce\",\"allow_test_keys\":true}}'\ntesting_now = \"{now}\"\n"
+         [local_server.config_stores.botauth_settings.contents]\n{}",
+        items(keys),
+        items(settings)
     )
+}
+
+/// Build a feature variant of the service and keep a copy named `name` beside the ordinary
+/// build (which the next ordinary build overwrites).
+fn build_variant(feature: &str, name: &str) -> Result<PathBuf, String> {
+    run(cargo().args([
+        "build",
+        "--release",
+        "--target",
+        "wasm32-wasip1",
+        "-p",
+        "botauth-fastly",
+        "--features",
+        feature,
+    ]))?;
+    let release = target_dir().join("wasm32-wasip1/release");
+    let copy = release.join(name);
+    std::fs::copy(release.join("botauth-fastly.wasm"), &copy).map_err(|e| format!("copy the {feature} build: {e}"))?;
+    Ok(copy)
+}
+
+/// Build the demo origin and `botauth`; the directory they are in.
+fn build_bench_tools() -> Result<PathBuf, String> {
+    run(cargo().args(["build", "-q", "-p", "botauth-fastly", "--example", "demo-origin"]))?;
+    run(cargo().args(["build", "-q", "-p", "botauth-cli", "--bin", "botauth"]))?;
+    Ok(target_dir().join("debug"))
+}
+
+/// The demo origin on `port`, quiet.
+fn quiet_origin(bin_dir: &Path, port: u16) -> Result<Guard, String> {
+    Command::new(bin_dir.join("examples/demo-origin"))
+        .args([&port.to_string(), "--quiet"])
+        .stdout(Stdio::null())
+        .spawn()
+        .map(Guard)
+        .map_err(|e| format!("demo origin: {e}"))
+}
+
+/// `viceroy serve` of `wasm` with `manifest` on 127.0.0.1:`port` (its output discarded), once
+/// it listens; `profile` is a `--profile` strategy.
+fn quiet_service(
+    viceroy: &Path,
+    manifest: &Path,
+    port: u16,
+    wasm: &Path,
+    profile: Option<&str>,
+) -> Result<Guard, String> {
+    let mut cmd = Command::new(viceroy);
+    cmd.args(["serve", "-C"]).arg(manifest).args(["--addr", &format!("127.0.0.1:{port}")]);
+    if let Some(p) = profile {
+        cmd.arg(format!("--profile={p}"));
+    }
+    let guard = cmd
+        .arg(wasm)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(Guard)
+        .map_err(|e| format!("viceroy: {e}"))?;
+    wait_port(port)?;
+    Ok(guard)
 }
 
 /// `Name: value` header lines of the demo request signed by `botauth sign` (no nonce, so
@@ -567,24 +607,10 @@ fn wait_port(port: u16) -> Result<(), String> {
 pub fn cold_cost() -> Result<String, String> {
     let viceroy = viceroy()?;
     banner("edge cold cost: bench-phases build, botauth, demo origin");
-    run(cargo().args([
-        "build",
-        "--release",
-        "--target",
-        "wasm32-wasip1",
-        "-p",
-        "botauth-fastly",
-        "--features",
-        "bench-phases",
-    ]))?;
-    let built = target_dir().join("wasm32-wasip1/release/botauth-fastly.wasm");
-    let phases = target_dir().join("wasm32-wasip1/release/botauth-fastly-phases.wasm");
-    std::fs::copy(&built, &phases).map_err(|e| format!("copy the bench-phases build: {e}"))?;
+    let phases = build_variant("bench-phases", "botauth-fastly-phases.wasm")?;
     // Leave the ordinary build where the tests look for it.
     build_release()?;
-    run(cargo().args(["build", "-q", "-p", "botauth-fastly", "--example", "demo-origin"]))?;
-    run(cargo().args(["build", "-q", "-p", "botauth-cli", "--bin", "botauth"]))?;
-    let bin_dir = target_dir().join("debug");
+    let bin_dir = build_bench_tools()?;
     let botauth = bin_dir.join("botauth");
 
     let created: u64 = 1_735_689_600;
@@ -593,45 +619,14 @@ pub fn cold_cost() -> Result<String, String> {
     let dir = std::env::temp_dir().join(format!("botauth-fastly-cold-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let manifest = dir.join("fastly.toml");
-    let mut items = String::new();
-    for c in &cases {
-        items.push_str(&format!("\"{}\" = '{}'\n", c.item_key, c.item));
-    }
-    std::fs::write(
-        &manifest,
-        format!(
-            "manifest_version = 3\nname = \"botauth-cold\"\nlanguage = \"other\"\n[local_server]\n\
-             [local_server.backends.origin]\nurl = \"http://127.0.0.1:{origin_port}/\"\n\
-             [local_server.config_stores.botauth_jwks]\nformat = \"inline-toml\"\n\
-             [local_server.config_stores.botauth_jwks.contents]\n{items}\
-             [local_server.config_stores.botauth_settings]\nformat = \"inline-toml\"\n\
-             [local_server.config_stores.botauth_settings.contents]\npolicy = '{{\"mode\":\"enforce\",\"allow_test_keys\":true}}'\n\
-             testing_now = \"{}\"\ndebug = \"true\"\n",
-            created + 10
-        ),
-    )
-    .map_err(|e| e.to_string())?;
-    let mut origin = Guard(
-        Command::new(bin_dir.join("examples/demo-origin"))
-            .args([&origin_port.to_string(), "--quiet"])
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("demo origin: {e}"))?,
-    );
+    let keys: Vec<(&str, &str)> = cases.iter().map(|c| (c.item_key, c.item.as_str())).collect();
+    let now = (created + 10).to_string();
+    let settings = [("policy", ENFORCE_TEST_KEYS), ("testing_now", now.as_str()), ("debug", "true")];
+    std::fs::write(&manifest, local_manifest("botauth-cold", origin_port, &keys, &settings))
+        .map_err(|e| e.to_string())?;
+    let mut origin = quiet_origin(&bin_dir, origin_port)?;
     let port = free_port()?;
-    let mut vic = Guard(
-        Command::new(&viceroy)
-            .args(["serve", "-C"])
-            .arg(&manifest)
-            .args(["--addr", &format!("127.0.0.1:{port}")])
-            .arg(&phases)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("viceroy: {e}"))?,
-    );
-    wait_port(port)?;
+    let mut vic = quiet_service(&viceroy, &manifest, port, &phases, None)?;
     let rounds = std::env::var("BOTAUTH_COLD_REQUESTS").ok().and_then(|s| s.parse().ok()).unwrap_or(400usize);
     let mut samples: Vec<BTreeMap<&'static str, Vec<f64>>> = vec![BTreeMap::new(); cases.len()];
     for i in 0..rounds + 20 {
@@ -703,42 +698,16 @@ fn guest_profile(viceroy: &Path, botauth: &Path, bin_dir: &Path) -> Result<Strin
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let origin_port = free_port()?;
     let manifest = dir.join("fastly.toml");
-    let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"JrQLj5P_89iXES9-vFgrIy29clF9CC_oPPsw3c5D0bs"}]}"#;
+    let settings = [("policy", ENFORCE_TEST_KEYS), ("debug", "true")];
     std::fs::write(
         &manifest,
-        format!(
-            "manifest_version = 3\nname = \"botauth-profile\"\nlanguage = \"other\"\n[local_server]\n\
-             [local_server.backends.origin]\nurl = \"http://127.0.0.1:{origin_port}/\"\n\
-             [local_server.config_stores.botauth_jwks]\nformat = \"inline-toml\"\n\
-             [local_server.config_stores.botauth_jwks.contents]\n\"https_3A_2F_2Fsignature-agent.test\" = '{jwks}'\n\
-             [local_server.config_stores.botauth_settings]\nformat = \"inline-toml\"\n\
-             [local_server.config_stores.botauth_settings.contents]\npolicy = '{{\"mode\":\"enforce\",\"allow_test_keys\":true}}'\n\
-             debug = \"true\"\n"
-        ),
+        local_manifest("botauth-profile", origin_port, &[(RFC_AGENT_ITEM, DEMO_JWKS)], &settings),
     )
     .map_err(|e| e.to_string())?;
-    let mut origin = Guard(
-        Command::new(bin_dir.join("examples/demo-origin"))
-            .args([&origin_port.to_string(), "--quiet"])
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("demo origin: {e}"))?,
-    );
+    let mut origin = quiet_origin(bin_dir, origin_port)?;
     let port = free_port()?;
-    let mut vic = Guard(
-        Command::new(viceroy)
-            .args(["serve", "-C"])
-            .arg(&manifest)
-            .args(["--addr", &format!("127.0.0.1:{port}")])
-            .arg(format!("--profile=guest,{},10us", profiles.display()))
-            .arg(&wasm)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("viceroy: {e}"))?,
-    );
-    wait_port(port)?;
+    let profile = format!("guest,{},10us", profiles.display());
+    let mut vic = quiet_service(viceroy, &manifest, port, &wasm, Some(&profile))?;
     let requests = 300;
     for _ in 0..requests {
         let resp = timed_request(port, &headers)?;
@@ -846,7 +815,7 @@ fn profile_parts(dir: &Path) -> Result<(u64, PartCounts), String> {
 /// One case of [`cold_cost`]: a store item and the signed request that uses it.
 struct ColdCase {
     name: &'static str,
-    item_key: String,
+    item_key: &'static str,
     item: String,
     headers: Vec<String>,
 }
@@ -854,14 +823,13 @@ struct ColdCase {
 /// The same key, for two agents: one stored as a JWK Set, one as the compact key list
 /// `botauth compact-keys` writes.
 fn cold_cases(botauth: &Path, created: u64) -> Result<Vec<ColdCase>, String> {
-    let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"JrQLj5P_89iXES9-vFgrIy29clF9CC_oPPsw3c5D0bs"}]}"#;
     let mut compact = Command::new(botauth);
     compact.args(["compact-keys", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped());
     let mut child = compact.spawn().map_err(|e| format!("botauth compact-keys: {e}"))?;
     {
         use std::io::Write as _;
         let mut stdin = child.stdin.take().ok_or("botauth compact-keys: no stdin")?;
-        stdin.write_all(jwks.as_bytes()).map_err(|e| format!("botauth compact-keys: {e}"))?;
+        stdin.write_all(DEMO_JWKS.as_bytes()).map_err(|e| format!("botauth compact-keys: {e}"))?;
     }
     let out = child.wait_with_output().map_err(|e| format!("botauth compact-keys: {e}"))?;
     let list = String::from_utf8_lossy(&out.stdout).trim().to_owned();
@@ -871,13 +839,13 @@ fn cold_cases(botauth: &Path, created: u64) -> Result<Vec<ColdCase>, String> {
     Ok(vec![
         ColdCase {
             name: "JWK Set (JSON)",
-            item_key: "https_3A_2F_2Fsignature-agent.test".into(),
-            item: jwks.into(),
+            item_key: RFC_AGENT_ITEM,
+            item: DEMO_JWKS.into(),
             headers: signed_demo_headers(botauth, created)?,
         },
         ColdCase {
             name: "compact key list (`botauth compact-keys`)",
-            item_key: "https_3A_2F_2Fcompact-agent.test".into(),
+            item_key: "https_3A_2F_2Fcompact-agent.test",
             item: list,
             headers: signed_demo_headers_for(botauth, created, "https://compact-agent.test")?,
         },
