@@ -14,30 +14,22 @@ mod common;
 
 use botauth_testkit::directory::Behaviour;
 use botauth_testkit::origin::Origin;
-use botauth_testkit::soak::{self, Plan, Signer};
+use botauth_testkit::soak::{self, Fleet};
 use common::live::*;
 use common::*;
 
 #[test]
 fn mixed_traffic_on_64_connections_gets_exactly_the_expected_verdicts() {
-    let a = [Signer::from_byte("https://agent-a.test", 11), Signer::from_byte("https://agent-a.test", 12)];
-    let b = [Signer::from_byte("https://agent-b.test", 13), Signer::from_byte("https://agent-b.test", 14)];
-    let pinned = Signer::from_byte(PINNED, 15);
-    let down = Signer::from_byte("https://agent-down.test", 16);
-    let agent_a = Agent::new("https://agent-a.test", Behaviour::jwks(&soak::jwks(&[&a[0], &a[1]]), 300));
-    let agent_b = Agent::new("https://agent-b.test", Behaviour::jwks(&soak::jwks(&[&b[0], &b[1]]), 300));
-    let agent_down =
-        Agent::new("https://agent-down.test", Behaviour::status(500, &[("Retry-After", "30")], "upstream trouble"));
+    let fleet = Fleet::default();
+    let agent_a = Agent::new(Fleet::AGENT_A, Behaviour::jwks(&fleet.jwks_a(), 300));
+    let agent_b = Agent::new(Fleet::AGENT_B, Behaviour::jwks(&fleet.jwks_b(), 300));
+    let agent_down = Agent::new(Fleet::DOWN, Behaviour::status(500, &[("Retry-After", "30")], "upstream trouble"));
     let origin = Origin::start().expect("origin");
-    let pinned_key = TestKey::from_byte(15);
-    assert_eq!(pinned_key.keyid, pinned.keyid);
+    let pinned_key = TestKey::from_byte(Fleet::PINNED_BYTE);
+    assert_eq!((PINNED, pinned_key.keyid.as_str()), (Fleet::PINNED, fleet.pinned.keyid.as_str()));
     let svc = Service::start(&setup(&[&agent_a, &agent_b, &agent_down], "", &pinned_key), origin.port());
 
-    let plan = Plan {
-        authority: "example.com".into(),
-        signers: vec![a[0].clone(), a[1].clone(), b[0].clone(), b[1].clone(), pinned],
-        down: Some(down),
-    };
+    let plan = fleet.plan();
     let opts = soak::Options::from_env(svc.port, vec![("viceroy".into(), svc.pid())]);
     origin.clear();
     let report = soak::run("Fastly service under Viceroy", &plan, &opts, &origin);

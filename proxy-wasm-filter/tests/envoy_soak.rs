@@ -14,40 +14,29 @@
 mod common;
 
 use botauth_testkit::directory::Behaviour;
-use botauth_testkit::soak::{self, Plan, Signer};
+use botauth_testkit::soak::{self, Fleet};
 use common::gateway::{gateway_with, Agent};
 use serde_json::json;
 
-const PINNED: &str = "https://pinned.test";
 /// The replay cache's capacity: small enough to fill during the warm-up, so that the memory
 /// measured after it shows leaks, not the cache filling up to its bound.
 const REPLAY_CAPACITY: u64 = 2048;
 
 #[test]
 fn mixed_traffic_on_64_connections_gets_exactly_the_expected_verdicts() {
-    let a = [Signer::from_byte("https://agent-a.test", 11), Signer::from_byte("https://agent-a.test", 12)];
-    let b = [Signer::from_byte("https://agent-b.test", 13), Signer::from_byte("https://agent-b.test", 14)];
-    let pinned = Signer::from_byte(PINNED, 15);
-    let down = Signer::from_byte("https://agent-down.test", 16);
-    let agent_a = Agent::new("https://agent-a.test", "agent-a", Behaviour::jwks(&soak::jwks(&[&a[0], &a[1]]), 300));
-    let agent_b = Agent::new("https://agent-b.test", "agent-b", Behaviour::jwks(&soak::jwks(&[&b[0], &b[1]]), 300));
-    let agent_down = Agent::new(
-        "https://agent-down.test",
-        "agent-down",
-        Behaviour::status(500, &[("Retry-After", "30")], "upstream trouble"),
-    );
-    let pinned_jwks: serde_json::Value = serde_json::from_str(&soak::jwks(&[&pinned])).unwrap_or_default();
+    let fleet = Fleet::default();
+    let agent_a = Agent::new(Fleet::AGENT_A, "agent-a", Behaviour::jwks(&fleet.jwks_a(), 300));
+    let agent_b = Agent::new(Fleet::AGENT_B, "agent-b", Behaviour::jwks(&fleet.jwks_b(), 300));
+    let agent_down =
+        Agent::new(Fleet::DOWN, "agent-down", Behaviour::status(500, &[("Retry-After", "30")], "upstream trouble"));
+    let pinned_jwks: serde_json::Value = serde_json::from_str(&soak::jwks(&[&fleet.pinned])).unwrap_or_default();
     let extra = json!({
-        "keys": { PINNED: pinned_jwks },
+        "keys": { (Fleet::PINNED): pinned_jwks },
         "replay": { "namespace": "soak", "capacity": REPLAY_CAPACITY },
     });
     let gw = gateway_with(&[&agent_a, &agent_b, &agent_down], json!({}), json!({}), extra, |yaml| yaml);
 
-    let plan = Plan {
-        authority: "example.com".into(),
-        signers: vec![a[0].clone(), a[1].clone(), b[0].clone(), b[1].clone(), pinned],
-        down: Some(down),
-    };
+    let plan = fleet.plan();
     let opts = soak::Options::from_env(gw.port, vec![("envoy".into(), gw.envoy.child.id())]);
     gw.origin.clear();
     let report = soak::run("filter in Envoy 1.40 (2 workers)", &plan, &opts, &gw.origin);

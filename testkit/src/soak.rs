@@ -71,6 +71,62 @@ pub fn jwks(signers: &[&Signer]) -> String {
     serde_json::json!({"keys": signers.iter().map(|s| s.jwk()).collect::<Vec<_>>()}).to_string()
 }
 
+/// The agents of every host's soak: two directory agents with two keys each, an agent the
+/// host's configuration pins, and an allow-listed agent whose directory is down.
+#[derive(Clone, Debug)]
+pub struct Fleet {
+    /// The keys of [`Fleet::AGENT_A`], both in its directory.
+    pub a: [Signer; 2],
+    /// The keys of [`Fleet::AGENT_B`], both in its directory.
+    pub b: [Signer; 2],
+    /// The key pinned for [`Fleet::PINNED`]: seed byte [`Fleet::PINNED_BYTE`].
+    pub pinned: Signer,
+    /// A key of [`Fleet::DOWN`], whose directory answers 500.
+    pub down: Signer,
+}
+
+impl Fleet {
+    /// A directory agent.
+    pub const AGENT_A: &'static str = "https://agent-a.test";
+    /// Another directory agent.
+    pub const AGENT_B: &'static str = "https://agent-b.test";
+    /// The agent with a pinned key.
+    pub const PINNED: &'static str = "https://pinned.test";
+    /// The allow-listed agent whose directory is down.
+    pub const DOWN: &'static str = "https://agent-down.test";
+    /// The seed byte of the pinned key (for hosts that build their keys from a byte).
+    pub const PINNED_BYTE: u8 = 15;
+
+    /// [`Fleet::AGENT_A`]'s directory.
+    pub fn jwks_a(&self) -> String {
+        jwks(&[&self.a[0], &self.a[1]])
+    }
+
+    /// [`Fleet::AGENT_B`]'s directory.
+    pub fn jwks_b(&self) -> String {
+        jwks(&[&self.b[0], &self.b[1]])
+    }
+
+    /// The soak's traffic with these agents, for `Host: example.com`.
+    pub fn plan(&self) -> Plan {
+        let mut signers = Vec::from(self.a.clone());
+        signers.extend(self.b.clone());
+        signers.push(self.pinned.clone());
+        Plan { authority: "example.com".into(), signers, down: Some(self.down.clone()) }
+    }
+}
+
+impl Default for Fleet {
+    fn default() -> Self {
+        Self {
+            a: [Signer::from_byte(Self::AGENT_A, 11), Signer::from_byte(Self::AGENT_A, 12)],
+            b: [Signer::from_byte(Self::AGENT_B, 13), Signer::from_byte(Self::AGENT_B, 14)],
+            pinned: Signer::from_byte(Self::PINNED, Self::PINNED_BYTE),
+            down: Signer::from_byte(Self::DOWN, 16),
+        }
+    }
+}
+
 /// What traffic the soak sends.
 #[derive(Clone, Debug)]
 pub struct Plan {
