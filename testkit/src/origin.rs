@@ -124,6 +124,25 @@ pub(crate) fn read_head(reader: &mut impl BufRead) -> io::Result<Option<Head>> {
     }
 }
 
+/// Read a chunked body (RFC 9112 §7.1) up to and including its last chunk (trailers are not
+/// expected); a chunk size that is not hexadecimal is an error.
+pub(crate) fn read_chunked(reader: &mut impl BufRead) -> io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut size = String::new();
+        reader.read_line(&mut size)?;
+        let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
+            .map_err(|_| io::Error::other("bad chunk size"))?;
+        let mut chunk = vec![0; n + 2];
+        reader.read_exact(&mut chunk)?;
+        if n == 0 {
+            return Ok(body);
+        }
+        chunk.truncate(n);
+        body.extend_from_slice(&chunk);
+    }
+}
+
 /// Serve requests on one connection (keep-alive) until it closes.
 fn serve(stream: TcpStream, seen: &Mutex<Vec<Seen>>) -> io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
@@ -140,18 +159,7 @@ fn serve(stream: TcpStream, seen: &Mutex<Vec<Seen>>) -> io::Result<()> {
             body.resize(len, 0);
             reader.read_exact(&mut body)?;
         } else if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-            loop {
-                let mut size = String::new();
-                reader.read_line(&mut size)?;
-                let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16).unwrap_or(0);
-                let mut chunk = vec![0; n + 2];
-                reader.read_exact(&mut chunk)?;
-                if n == 0 {
-                    break;
-                }
-                chunk.truncate(n);
-                body.extend_from_slice(&chunk);
-            }
+            body = read_chunked(&mut reader)?;
         }
         let close = find("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
         let record = Seen { method, target, headers, body: String::from_utf8_lossy(&body).into_owned() };

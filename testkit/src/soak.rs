@@ -397,19 +397,7 @@ fn round_trip(s: &mut BufReader<TcpStream>, wire: &[u8]) -> io::Result<(Answer, 
     }
     let mut body = Vec::new();
     if chunked {
-        loop {
-            line.clear();
-            s.read_line(&mut line)?;
-            let n = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
-                .map_err(|_| io::Error::other("bad chunk size"))?;
-            let mut chunk = vec![0; n + 2];
-            s.read_exact(&mut chunk)?;
-            if n == 0 {
-                break;
-            }
-            chunk.truncate(n);
-            body.extend_from_slice(&chunk);
-        }
+        body = crate::origin::read_chunked(s)?;
     } else if let Some(n) = len {
         body.resize(n, 0);
         s.read_exact(&mut body)?;
