@@ -71,13 +71,14 @@ fn main() -> Result<(), fastly::Error> {
     // read the verification settings (and are parsed at all).
     let signed = request::is_signed(&req);
     let claim = if signed || common.claims.is_empty() { None } else { claimed(&req, &common.claims) };
-    let started = Instant::now();
+    // Timed only for debug mode's Server-Timing.
+    let started = common.debug.then(Instant::now);
     let verification = (signed || claim.is_some()).then(|| settings.verification());
-    let settings_us = elapsed_us(started);
+    let settings_us = started.map(elapsed_us);
     let mut refresh = None;
     let mut resp = handle(req, &common, &role, verification.as_ref(), claim, &mut refresh);
-    if common.debug && verification.is_some() {
-        resp.append_header("server-timing", response::phase_timing("settings", settings_us));
+    if let (Some(us), true) = (settings_us, verification.is_some()) {
+        resp.append_header("server-timing", response::phase_timing("settings", us));
     }
     resp.send_to_client();
     if let Some(refresh) = refresh {
@@ -146,9 +147,9 @@ fn handle<'v>(
         resp.append_header("server-timing", response::server_timing(us, kind));
         if let Some(t) = checked.as_ref().map(|c| &c.timing) {
             resp.append_header("server-timing", response::phase_timing("keys", t.keys_us));
-            if let (Some(warm), Some(ed25519)) = (t.warm_verify_us, t.ed25519_us) {
-                resp.append_header("server-timing", response::phase_timing("verify-warm", warm));
-                resp.append_header("server-timing", response::phase_timing("ed25519-warm", ed25519));
+            if let Some(warm) = &t.warm {
+                resp.append_header("server-timing", response::phase_timing("verify-warm", warm.verify_us));
+                resp.append_header("server-timing", response::phase_timing("ed25519-warm", warm.ed25519_us));
             }
         }
         resp.append_header(CACHE_DEBUG_HEADER, cache::describe(&decision, verdict_value.is_some()));
@@ -177,12 +178,18 @@ struct Timing {
     verify_us: u64,
     /// Reading and parsing the request's keys from the Config Store.
     keys_us: u64,
-    /// The same verification again in the same instance (`bench-phases` builds only): what
-    /// it costs once the instance is warm.
-    warm_verify_us: Option<u64>,
-    /// One raw Ed25519 verify in the same instance after that (`bench-phases` only): the
-    /// floor the rest is measured against.
-    ed25519_us: Option<u64>,
+    /// `bench-phases` builds only: the same work again in the same instance.
+    warm: Option<Warm>,
+}
+
+/// What a `bench-phases` build measures once the instance is warm, µs.
+#[cfg(target_arch = "wasm32")]
+#[derive(Clone, Copy)]
+struct Warm {
+    /// The same verification again.
+    verify_us: u64,
+    /// One raw Ed25519 verify after that: the floor the rest is measured against.
+    ed25519_us: u64,
 }
 
 /// Add `botauth-verdict-auth` (core's MAC over the verdict and the request as forwarded).
@@ -261,7 +268,7 @@ fn check<'v>(
                     let started = Instant::now();
                     let (pk, sig) = RFC8032_TEST_2;
                     let _ = std::hint::black_box(botauth_core::crypto::verify(&pk, &[0x72], &sig));
-                    (warm, elapsed_us(started))
+                    Warm { verify_us: warm, ed25519_us: elapsed_us(started) }
                 });
                 (verdict, cold, warm)
             }
@@ -289,8 +296,7 @@ fn check<'v>(
         (Verdict::Verified(ok), Some(limit), Role::Direct | Role::Edge(_)) => rate::over_limit(limit, ok),
         _ => false,
     };
-    let (warm_verify_us, ed25519_us) = (warm.map(|w| w.0), warm.map(|w| w.1));
-    decide(req, verdict, Timing { verify_us, keys_us, warm_verify_us, ed25519_us }, v, role, now, limited)
+    decide(req, verdict, Timing { verify_us, keys_us, warm }, v, role, now, limited)
 }
 
 /// Log the verdict, then answer (enforce-mode rejection, rate limit) or go on with the
