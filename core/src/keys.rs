@@ -257,7 +257,8 @@ fn compact_entry(entry: &str) -> Option<PublicKey> {
     let mut fields = entry.split(' ');
     let mut next = || fields.next();
     let (thumbprint, x, kid, nbf, exp) = (next()?, next()?, next()?, next()?, next()?);
-    if next().is_some() || URL_SAFE_NO_PAD.decode(thumbprint).ok()?.len() != 32 {
+    // A thumbprint is a SHA-256 digest in unpadded base64url: 32 bytes, like a key.
+    if next().is_some() || decode_key(thumbprint).is_none() {
         return None;
     }
     let kid = match kid {
