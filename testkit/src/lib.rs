@@ -10,6 +10,11 @@ pub mod soak;
 
 pub use process::{free_port, wait_for_port, ChildGuard};
 
+/// The current unix time, seconds (0 before the epoch).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}
+
 /// The shared fixture model (`core/tests/common/fixture.rs`), the same file core's
 /// conformance runner uses.
 #[path = "../../core/tests/common/fixture.rs"]

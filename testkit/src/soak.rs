@@ -28,6 +28,7 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::origin::Origin;
+use crate::unix_now;
 
 /// The request header that names a request in answers and upstream records.
 pub const ID_HEADER: &str = "x-soak-id";
@@ -188,10 +189,6 @@ fn class_of(seq: u64, plan: &Plan) -> &'static str {
         }
     }
     "unsigned"
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
 }
 
 struct SignOpts<'a> {

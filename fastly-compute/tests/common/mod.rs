@@ -370,9 +370,7 @@ pub fn jwks_of(keys: &[&TestKey]) -> String {
 }
 
 /// The current unix time, seconds.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
-}
+pub use botauth_testkit::unix_now;
 
 /// Host, Signature-Agent, Signature-Input and Signature for a Web Bot Auth request signed
 /// with the test key, covering `@authority` and `signature-agent`.
