@@ -1,15 +1,21 @@
-//! `cargo xtask fuzz [--seconds N] [TARGET...]`: every `cargo fuzz` target of `fuzz/` for N
-//! seconds each (default 60), on the nightly toolchain; fails if any target crashes.
+//! `cargo xtask fuzz [--seconds N] [--runs M] [--parallel J] [TARGET...]`: every `cargo fuzz`
+//! target of `fuzz/` (or the ones named) for N seconds each (default 60), or until it has
+//! executed M inputs if that comes first, J targets at a time (default 1, each on one core),
+//! on the nightly toolchain; fails if any target crashes.
 //!
 //! Installs what is missing (`rustup toolchain install nightly`, `cargo install cargo-fuzz
 //! --locked`), seeds each corpus from the fixture cases (`fixtures/cases/*.json`), then runs
-//! the targets one after the other and lists every crash with its reproducer
-//! (`fuzz/artifacts/<target>/`), not just the first.
+//! the targets and lists every crash with its reproducer (`fuzz/artifacts/<target>/`), not
+//! just the first. The long run of record is
+//! `cargo xtask fuzz --runs 10000000 --seconds 3300 --parallel 2` (10 M execs per target, or
+//! what the machine does in about two hours).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
+use std::time::Instant;
 
 use sha2::Digest as _;
 
@@ -31,30 +37,84 @@ const TARGETS: [&str; 12] = [
     "plugin_config",
 ];
 
-pub fn run(args: &[String]) -> Result<(), String> {
-    let mut seconds = 60u64;
-    let mut only = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--seconds" => {
-                seconds = it
-                    .next()
-                    .and_then(|s| s.parse().ok())
-                    .filter(|s| *s > 0)
-                    .ok_or("--seconds needs a positive whole number")?;
-            }
-            t if TARGETS.contains(&t) => only.push(t),
-            other => {
-                return Err(format!(
-                    "unknown argument `{other}` (usage: cargo xtask fuzz [--seconds N] [{}])",
-                    TARGETS.join(" | ")
-                ))
+/// What one invocation asks for.
+struct Plan {
+    seconds: u64,
+    runs: Option<u64>,
+    parallel: usize,
+    targets: Vec<&'static str>,
+}
+
+impl Plan {
+    fn parse(args: &[String]) -> Result<Self, String> {
+        let usage =
+            || format!("usage: cargo xtask fuzz [--seconds N] [--runs M] [--parallel J] [{}]", TARGETS.join(" | "));
+        let positive = |v: Option<&String>, flag: &str| {
+            v.and_then(|s| s.parse::<u64>().ok())
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{flag} needs a positive whole number ({})", usage()))
+        };
+        let mut plan = Self { seconds: 60, runs: None, parallel: 1, targets: Vec::new() };
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            match a.as_str() {
+                "--seconds" => plan.seconds = positive(it.next(), "--seconds")?,
+                "--runs" => plan.runs = Some(positive(it.next(), "--runs")?),
+                "--parallel" => {
+                    plan.parallel = usize::try_from(positive(it.next(), "--parallel")?).map_err(|e| e.to_string())?
+                }
+                t => match TARGETS.iter().find(|known| **known == t) {
+                    Some(known) if !plan.targets.contains(known) => plan.targets.push(known),
+                    Some(_) => {}
+                    None => return Err(format!("unknown argument `{t}` ({})", usage())),
+                },
             }
         }
+        if plan.targets.is_empty() {
+            plan.targets = TARGETS.to_vec();
+        }
+        Ok(plan)
     }
-    let targets: Vec<&str> = if only.is_empty() { TARGETS.to_vec() } else { only };
 
+    /// How the run is described in the report and its last line.
+    fn describe(&self) -> String {
+        let mut s = match self.runs {
+            Some(runs) => format!("until {} execs or {} s, whichever came first", group(runs), self.seconds),
+            None => format!("for {} s", self.seconds),
+        };
+        if self.parallel > 1 {
+            let _ = write!(s, ", {} targets at a time (one core each)", self.parallel);
+        } else {
+            s.push_str(", one after the other");
+        }
+        s
+    }
+
+    fn command_line(&self) -> String {
+        let mut s = format!("cargo xtask fuzz --seconds {}", self.seconds);
+        if let Some(runs) = self.runs {
+            let _ = write!(s, " --runs {runs}");
+        }
+        if self.parallel > 1 {
+            let _ = write!(s, " --parallel {}", self.parallel);
+        }
+        if self.targets.len() < TARGETS.len() {
+            let _ = write!(s, " {}", self.targets.join(" "));
+        }
+        s
+    }
+}
+
+/// One target's run: libFuzzer's figures, how long it ran, and its crash if any.
+struct Outcome {
+    target: &'static str,
+    stats: Stats,
+    seconds: u64,
+    crash: Option<String>,
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let plan = Plan::parse(args)?;
     ensure_tools()?;
     let target_dir =
         std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target")).join("fuzz");
@@ -64,61 +124,119 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     let logs = target_dir.join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
-    let mut results = Vec::new();
-    for t in &targets {
-        banner(&format!("fuzz {t} for {seconds} s"));
-        let corpus = root().join("fuzz").join("corpus").join(t);
-        std::fs::create_dir_all(&corpus).map_err(|e| format!("cannot create {}: {e}", corpus.display()))?;
-        let log_path = logs.join(format!("{t}.log"));
-        let log = std::fs::File::create(&log_path).map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
-        // The writable corpus first, then the committed seeds (read only).
-        let status = nightly()
-            .args(["fuzz", "run", t, "--target-dir"])
-            .arg(&target_dir)
-            .arg(&corpus)
-            .arg(root().join(SEEDS_DIR).join(t))
-            .arg("--")
-            .arg(format!("-max_total_time={seconds}"))
-            .arg("-rss_limit_mb=2048")
-            .arg("-timeout=10")
-            .arg("-print_final_stats=1")
-            .stderr(log)
-            .status()
-            .map_err(|e| format!("cannot start cargo fuzz: {e}"))?;
-        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-        let stats = Stats::from_log(&text);
-        let crash = (!status.success()).then(|| format!("{status}; reproducers: {}", artifacts(t).join(", ")));
-        println!(
-            "{t}: {} execs, cov {}, ft {}, corpus {}, {}",
-            stats.execs,
-            stats.cov,
-            stats.features,
-            stats.corpus,
-            crash.as_deref().unwrap_or("no crash")
-        );
-        if crash.is_some() {
-            // The fuzzer's own account of the crash.
-            let tail: Vec<&str> = text.lines().rev().take(30).collect();
-            for line in tail.iter().rev() {
-                println!("    {line}");
-            }
+    let started = Instant::now();
+    let queue = Mutex::new(plan.targets.iter().copied().collect::<VecDeque<_>>());
+    let done = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..plan.parallel.min(plan.targets.len()) {
+            s.spawn(|| {
+                while let Some(t) = queue.lock().ok().and_then(|mut q| q.pop_front()) {
+                    let outcome = fuzz_one(t, &plan, &target_dir, &logs);
+                    if let Ok(mut d) = done.lock() {
+                        d.push(outcome);
+                    }
+                }
+            });
         }
-        results.push(((*t).to_string(), stats, crash));
+    });
+    let mut results = done.into_inner().map_err(|_| "a fuzz lane panicked".to_string())?;
+    results.sort_by_key(|o| plan.targets.iter().position(|t| *t == o.target));
+    let mut failures: Vec<String> = Vec::new();
+    for o in &results {
+        if let Some(e) = &o.stats.error {
+            failures.push(format!("{}: {e}", o.target));
+        }
+        if let Some(c) = &o.crash {
+            failures.push(format!("{}: {c}", o.target));
+        }
     }
-    write_report(&results, seconds)?;
-    let failures: Vec<String> =
-        results.iter().filter_map(|(t, _, c)| c.as_ref().map(|c| format!("{t}: {c}"))).collect();
+    write_report(&plan, &results, started.elapsed().as_secs())?;
     if failures.is_empty() {
-        println!("\nfuzz: {} targets ran {seconds} s each without a crash (RELIABILITY.md updated)", targets.len());
+        println!("\nfuzz: {} targets ran {} without a crash (RELIABILITY.md updated)", results.len(), plan.describe());
         Ok(())
     } else {
-        let mut msg = format!("{} of {} fuzz targets failed:", failures.len(), targets.len());
+        let mut msg = format!("{} of {} fuzz targets failed:", failures.len(), results.len());
         for f in &failures {
             let _ = write!(msg, "\n  - {f}");
         }
         let _ = write!(msg, "\nreproduce with: cargo +nightly fuzz run <target> <file>");
         Err(msg)
     }
+}
+
+/// Runs one target to its time or exec limit; its log goes to `<logs>/<target>.log`.
+fn fuzz_one(t: &'static str, plan: &Plan, target_dir: &Path, logs: &Path) -> Outcome {
+    let began = Instant::now();
+    let fail = |e: String| Outcome {
+        target: t,
+        stats: Stats { error: Some(e), ..Stats::default() },
+        seconds: began.elapsed().as_secs(),
+        crash: None,
+    };
+    println!("==> fuzz {t} {}", plan.describe());
+    let corpus = root().join("fuzz").join("corpus").join(t);
+    if let Err(e) = std::fs::create_dir_all(&corpus) {
+        return fail(format!("cannot create {}: {e}", corpus.display()));
+    }
+    let log_path = logs.join(format!("{t}.log"));
+    let log = match std::fs::File::create(&log_path) {
+        Ok(f) => f,
+        Err(e) => return fail(format!("cannot create {}: {e}", log_path.display())),
+    };
+    // The writable corpus first, then the committed seeds (read only).
+    let mut cmd = nightly();
+    cmd.args(["fuzz", "run", t, "--target-dir"])
+        .arg(target_dir)
+        .arg(&corpus)
+        .arg(root().join(SEEDS_DIR).join(t))
+        .arg("--")
+        .arg(format!("-max_total_time={}", plan.seconds))
+        .arg("-rss_limit_mb=2048")
+        .arg("-timeout=10")
+        .arg("-print_final_stats=1")
+        .stdout(std::process::Stdio::null())
+        .stderr(log);
+    if let Some(runs) = plan.runs {
+        cmd.arg(format!("-runs={runs}"));
+    }
+    let status = match cmd.status() {
+        Ok(s) => s,
+        Err(e) => return fail(format!("cannot start cargo fuzz: {e}")),
+    };
+    let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let stats = Stats::from_log(&text);
+    let crash = (!status.success()).then(|| format!("{status}; reproducers: {}", artifacts(t).join(", ")));
+    let mut line = format!(
+        "{t}: {} execs in {} s, cov {}, ft {}, corpus {}, {}",
+        stats.execs,
+        began.elapsed().as_secs(),
+        stats.cov,
+        stats.features,
+        stats.corpus,
+        crash.as_deref().unwrap_or("no crash")
+    );
+    if crash.is_some() {
+        // The fuzzer's own account of the crash.
+        let tail: Vec<&str> = text.lines().rev().take(30).collect();
+        for l in tail.iter().rev() {
+            let _ = write!(line, "\n    {l}");
+        }
+    }
+    println!("{line}");
+    Outcome { target: t, stats, seconds: began.elapsed().as_secs(), crash }
+}
+
+/// `12345678` as `12,345,678`.
+fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// What libFuzzer reported at the end of a run (`-print_final_stats=1` and its last status line).
@@ -130,6 +248,8 @@ struct Stats {
     features: u64,
     corpus: u64,
     peak_rss_mb: u64,
+    /// Set when the target could not be run at all (its log, its corpus directory).
+    error: Option<String>,
 }
 
 impl Stats {
@@ -157,37 +277,51 @@ impl Stats {
             features: after("ft:"),
             corpus: after("corp:"),
             peak_rss_mb: stat("stat::peak_rss_mb"),
+            error: None,
         }
     }
 }
 
 /// The fuzz section of `RELIABILITY.md` (between its markers), rewritten for this run.
-fn write_report(results: &[(String, Stats, Option<String>)], seconds: u64) -> Result<(), String> {
+fn write_report(plan: &Plan, results: &[Outcome], wall: u64) -> Result<(), String> {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "## Fuzzing\n\nWritten by `cargo xtask fuzz --seconds {seconds}` on {} ({}, `nproc` {}): every target \
-         of `fuzz/` for {seconds} s, one after the other, starting from the committed seeds \
-         (`{SEEDS_DIR}/`, generated from the fixtures by `cargo xtask fixtures`) and the local corpus. \
-         `cov` and `ft` are libFuzzer's edge coverage and feature counts at the end of the run.\n",
+        "## Fuzzing\n\nWritten by `{}` on {} ({}, `nproc` {}): {} of `fuzz/`, each {}, starting from \
+         the committed seeds (`{SEEDS_DIR}/`, generated from the fixtures by `cargo xtask fixtures`) and \
+         the local corpus; {} min of wall-clock time in all. `cov` and `ft` are libFuzzer's edge coverage \
+         and feature counts at the end of the run; `stopped` says which limit ended it.\n",
+        plan.command_line(),
         crate::util::sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
         cpu_model(),
         crate::util::sh("nproc", &[]),
+        if results.len() == TARGETS.len() { "every target".to_string() } else { format!("{} targets", results.len()) },
+        plan.describe(),
+        wall.div_ceil(60),
     );
     md.push_str(
-        "| target | execs | execs/s | cov | ft | corpus | peak RSS | crash |\n|---|---|---|---|---|---|---|---|\n",
+        "| target | execs | time | execs/s | stopped | cov | ft | corpus | peak RSS | crash |\n\
+         |---|---:|---:|---:|---|---:|---:|---:|---:|---|\n",
     );
-    for (t, s, crash) in results {
+    for o in results {
+        let s = &o.stats;
+        let stopped = match (&o.crash, &s.error, plan.runs) {
+            (Some(_), _, _) | (_, Some(_), _) => "crash/error",
+            (None, None, Some(runs)) if s.execs >= runs => "execs",
+            _ => "time",
+        };
         let _ = writeln!(
             md,
-            "| `{t}` | {} | {} | {} | {} | {} | {} MB | {} |",
-            s.execs,
+            "| `{}` | {} | {} s | {} | {stopped} | {} | {} | {} | {} MB | {} |",
+            o.target,
+            group(s.execs),
+            o.seconds,
             s.execs_per_sec,
             s.cov,
             s.features,
             s.corpus,
             s.peak_rss_mb,
-            crash.as_deref().unwrap_or("none")
+            o.crash.as_deref().or(s.error.as_deref()).unwrap_or("none")
         );
     }
     write_section(&root().join("RELIABILITY.md"), "fuzz", &md)

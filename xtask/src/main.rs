@@ -2,7 +2,8 @@
 //!
 //! - `test`: every test of the workspace (the README's test command; `.ci/run` calls it).
 //! - `bench`: criterion and end-to-end benchmarks, written to `BENCHMARKS.md`.
-//! - `fuzz --seconds N`: every `cargo fuzz` target for N seconds each (nightly).
+//! - `fuzz [--seconds N] [--runs M] [--parallel J]`: every `cargo fuzz` target for N seconds
+//!   or M execs each, J at a time (nightly).
 //! - `soak [--seconds N]`: the mixed-traffic soak through Viceroy and Envoy (default 60 s each),
 //!   written to `RELIABILITY.md`.
 //! - `fixtures [--check]`: regenerate `fixtures/cases/*.json` (or check they are current).
@@ -36,7 +37,7 @@ fn main() -> ExitCode {
         "interop" => interop::test(),
         "serve" => fastly::serve(rest),
         "help" | "--help" | "-h" => {
-            println!("usage: cargo xtask <test [--quick] | bench | fuzz [--seconds N] | soak [--seconds N] | fixtures [--check] | interop | serve [--bench]>");
+            println!("usage: cargo xtask <test [--quick] | bench | fuzz [--seconds N] [--runs M] [--parallel J] | soak [--seconds N] | fixtures [--check] | interop | serve [--bench]>");
             Ok(())
         }
         other => Err(format!("unknown task `{other}` (try `cargo xtask help`)")),
