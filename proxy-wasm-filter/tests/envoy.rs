@@ -759,22 +759,36 @@ fn load_bench() {
     let seconds: u64 = std::env::var("BOTAUTH_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     let case = verified_case();
     let origin = Origin::start().unwrap_or_else(|e| panic!("origin: {e}"));
-    let (admin, plain, matched, unmatched) = match ports(4)[..] {
-        [a, p, m, u] => (a, p, m, u),
+    let (admin, plain, matched, unmatched, small) = match ports(5)[..] {
+        [a, p, m, u, s] => (a, p, m, u, s),
         _ => unreachable!(),
     };
     let config = plugin_config(&case, "enforce", None).unwrap_or_else(|e| panic!("{e}"));
     let listeners = [
         Listener { port: plain, config: config.clone(), chain: Chain::None },
         Listener { port: matched, config: config.clone(), chain: Chain::Matcher },
-        Listener { port: unmatched, config, chain: Chain::NoMatcher },
+        Listener { port: unmatched, config: config.clone(), chain: Chain::NoMatcher },
+        Listener { port: small, config, chain: Chain::Matcher },
     ];
     let yaml = render_main(admin, origin.port(), &listeners);
+    // The last listener loads the size-optimised build (`--profile filter` + `wasm-opt -Oz`,
+    // BOTAUTH_WASM_SMALL, from `cargo xtask bench`), so its cost is measured beside the shipped
+    // `--release` build's in the same Envoy.
+    let shipped_wasm = wasm();
+    let small_wasm = std::env::var_os("BOTAUTH_WASM_SMALL").map(std::path::PathBuf::from);
+    let yaml = match &small_wasm {
+        Some(w) => {
+            let file = format!("filename: {}", shipped_wasm.display());
+            let at = yaml.rfind(&file).unwrap_or_else(|| panic!("no filter in the last listener"));
+            format!("{}filename: {}{}", &yaml[..at], w.display(), &yaml[at + file.len()..])
+        }
+        None => yaml,
+    };
     // Envoy answers itself: the load is Envoy and the filter only, no upstream in the way.
     let direct = "direct_response: { status: 200, body: { inline_string: \"ok\" } }";
     let yaml = yaml.replace("route: { cluster: origin, timeout: 15s }", direct);
-    assert_eq!(yaml.matches(direct).count(), 3);
-    let envoy = Envoy::start(&yaml, admin, &[plain, matched, unmatched]);
+    assert_eq!(yaml.matches(direct).count(), listeners.len());
+    let envoy = Envoy::start(&yaml, admin, &[plain, matched, unmatched, small]);
 
     // Every request carries a browser's User-Agent, as real traffic does: the matcher's claims
     // predicates look at it on every request.
@@ -793,9 +807,11 @@ fn load_bench() {
         ("Envoy + botauth behind the matcher, unsigned", matched, &host),
         ("Envoy + botauth without the matcher, unsigned", unmatched, &host),
         ("Envoy + botauth, signed (verified)", matched, &signed),
+        ("Envoy + botauth size-optimised build, signed (verified)", small, &signed),
     ];
-    for (_, port, headers) in scenarios {
-        wrk(port, headers, 8, 2); // warm-up (V8 tiers up hot code)
+    let scenarios = &scenarios[..if small_wasm.is_some() { 5 } else { 4 }];
+    for (_, port, headers) in scenarios.iter() {
+        wrk(*port, headers, 8, 2); // warm-up (V8 tiers up hot code)
     }
     // Latency with one connection (no queueing), throughput with eight; the scenarios take
     // turns over three rounds and each reports its median (the machine is shared and noisy).
@@ -844,9 +860,14 @@ fn load_bench() {
     let (flood_rps, verified_rps) = (median(floods), median(verified64));
     let verify_us = openssl_verify_us();
 
+    let date = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
     let mut md = format!(
         "### Envoy 1.40 + proxy-wasm filter (V8), load\n\n\
-         One Envoy worker; the shipped chain (header_mutation, then the filter inside composite + \
+         Run on {date}. One Envoy worker; the shipped chain (header_mutation, then the filter inside composite + \
          ExtensionWithMatcher) and the filter directly in the chain; `wrk -t1 -d{seconds}s` with 1 connection (latency) and 8 connections \
          (throughput), after a 2 s warm-up per scenario; medians of 3 interleaved rounds; Envoy answers with a `direct_response` \
          (no upstream). Signed traffic repeats one fixture request (clock fixed, replay cache off).\n\n\
@@ -856,6 +877,21 @@ fn load_bench() {
         md.push_str(&format!("| {name} | {:.0} µs | {:.0} µs | {:.0} |\n", lat.p50_us, lat.p99_us, thr.rps));
     }
     let (base, unsigned, unmatched, signed_run) = (&runs[0], &runs[1], &runs[2], &runs[3]);
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    if let (Some(w), Some(small)) = (&small_wasm, runs.get(4)) {
+        md.push_str(&format!(
+            "\n- filter size: shipped (`--release`) **{} KiB**; size-optimised (`--profile filter` + `wasm-opt -Oz`) {} KiB (goal < 300 KiB)\n\
+             - signed, size-optimised vs shipped: {:.0} vs {:.0} µs p50, {:.0} vs {:.0} µs of worker time per request (from req/s): \
+             {:+.1}% worker time for the size cut\n",
+            size(&shipped_wasm) / 1024,
+            size(w) / 1024,
+            small.1.p50_us,
+            signed_run.1.p50_us,
+            1e6 / small.2.rps,
+            1e6 / signed_run.2.rps,
+            100.0 * (signed_run.2.rps - small.2.rps) / small.2.rps,
+        ));
+    }
     let added = signed_run.1.p50_us - unsigned.1.p50_us;
     md.push_str(&format!(
         "\n- unsigned behind the matcher vs no filter: {:+.1}% req/s, {:+.0} µs p50 (goal: within 5%)\n\

@@ -9,7 +9,7 @@
 //!    Viceroy (installed with `cargo install viceroy --locked --version 0.22.0` if missing);
 //! 4. the adapters' end-to-end load benches (see [`adapters`]), and the edge's cold cost
 //!    ([`crate::fastly::cold_cost`]; alone: `cargo xtask bench --edge-cold`, which rewrites only
-//!    that section).
+//!    that section; the Envoy one alone: `cargo xtask bench --envoy`, likewise).
 //!
 //! Medians are reported (the machine is shared and noisy); targets are checked as ratios
 //! of numbers measured in the same run. `S` is each benchmark's measurement time (default 2).
@@ -45,9 +45,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 println!("{md}\nwrote the edge-cold section of {}", path.display());
                 return Ok(());
             }
+            "--envoy" => {
+                let md = crate::envoy::bench()?;
+                let path = root().join("BENCHMARKS.md");
+                crate::fuzz::write_section(&path, "envoy", &md)?;
+                println!("{md}\nwrote the envoy section of {}", path.display());
+                return Ok(());
+            }
             other => {
                 return Err(format!(
-                    "unknown argument `{other}` (usage: cargo xtask bench [--seconds S] [--no-wasm] | --edge-cold)"
+                    "unknown argument `{other}` (usage: cargo xtask bench [--seconds S] [--no-wasm] | --edge-cold | --envoy)"
                 ))
             }
         }
@@ -107,7 +114,7 @@ fn adapters(md: &mut String) -> Result<(), String> {
     md.push_str("\n## Adapters end to end\n");
     md.push_str(&crate::fastly::bench()?);
     md.push_str(&format!("<!-- edge-cold: begin -->{}<!-- edge-cold: end -->\n", crate::fastly::cold_cost()?));
-    md.push_str(&crate::envoy::bench()?);
+    md.push_str(&format!("<!-- envoy: begin -->\n{}<!-- envoy: end -->\n", crate::envoy::bench()?));
     Ok(())
 }
 

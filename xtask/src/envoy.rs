@@ -16,7 +16,8 @@
 //! .wasm: directory servers, origins and signers are in-process. `prometheus_rules.rs` runs
 //! the alert rules' unit tests with promtool (Debian `prometheus`, installed when missing).
 //!
-//! `bench`: the same build and Envoy, plus `wrk` (apt), then the ignored `load_bench` test of
+//! `bench`: the same build and Envoy, plus the size-optimised build (`--profile filter` and
+//! binaryen's `wasm-opt -Oz`, apt) and `wrk` (apt), then the ignored `load_bench` test of
 //! `envoy.rs`: Envoy without the filter / with it behind the shipped matcher / without the
 //! matcher on unsigned traffic, and on signed traffic, and one native OpenSSL Ed25519 verify
 //! for scale. Returns its Markdown section.
@@ -36,7 +37,7 @@ fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
 }
 
-/// Build the release filter and return its path.
+/// Build the release filter (the shipped one) and return its path.
 pub fn build_wasm() -> Result<PathBuf, String> {
     run(cargo().args(["build", "--release", "--target", "wasm32-wasip1", "-p", "botauth-proxy-wasm"]))?;
     let wasm = target_dir().join("wasm32-wasip1/release/botauth_proxy_wasm.wasm");
@@ -47,6 +48,36 @@ pub fn build_wasm() -> Result<PathBuf, String> {
         SIZE_GOAL / 1024,
         if size < SIZE_GOAL { "" } else { ": NOT MET" }
     );
+    Ok(wasm)
+}
+
+/// binaryen's `wasm-opt` flags for the size-optimised filter, with the wasm features rustc
+/// enables for wasm32-wasip1 (binaryen 108, Debian 12's, does not read them from the module).
+const WASM_OPT: [&str; 7] = [
+    "-Oz",
+    "--enable-bulk-memory",
+    "--enable-sign-ext",
+    "--enable-nontrapping-float-to-int",
+    "--enable-mutable-globals",
+    "--enable-reference-types",
+    "--enable-multivalue",
+];
+
+/// The size-optimised filter (`--profile filter`, then `wasm-opt -Oz` in place), which the
+/// bench measures beside the shipped one; its path. A stamp beside it (the optimised file's
+/// size and mtime) keeps an unchanged build from being optimised twice.
+fn build_small_wasm() -> Result<PathBuf, String> {
+    crate::util::ensure_apt("wasm-opt", "binaryen")?;
+    run(cargo().args(["build", "--profile", "filter", "--target", "wasm32-wasip1", "-p", "botauth-proxy-wasm"]))?;
+    let wasm = target_dir().join("wasm32-wasip1/filter/botauth_proxy_wasm.wasm");
+    let stamp = wasm.with_extension("wasm-opt");
+    let identity = |p: &PathBuf| {
+        std::fs::metadata(p).and_then(|m| Ok(format!("{} {:?}", m.len(), m.modified()?))).unwrap_or_default()
+    };
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(identity(&wasm).as_str()) {
+        run(Command::new("wasm-opt").args(WASM_OPT).arg(&wasm).arg("-o").arg(&wasm))?;
+        std::fs::write(&stamp, identity(&wasm)).map_err(|e| format!("{}: {e}", stamp.display()))?;
+    }
     Ok(wasm)
 }
 
@@ -89,6 +120,7 @@ pub fn test() -> Result<(), String> {
 /// The Envoy load bench; returns a Markdown section for BENCHMARKS.md.
 pub fn bench() -> Result<String, String> {
     let wasm = build_wasm()?;
+    let small = build_small_wasm()?;
     let envoy = ensure_envoy()?;
     crate::util::ensure_wrk()?;
     let out = target_dir().join("envoy-bench.md");
@@ -96,6 +128,7 @@ pub fn bench() -> Result<String, String> {
     run(cargo()
         .args(["test", "-p", "botauth-proxy-wasm", "--test", "envoy", "--", "--ignored", "--exact", "load_bench"])
         .env("BOTAUTH_WASM", &wasm)
+        .env("BOTAUTH_WASM_SMALL", &small)
         .env("BOTAUTH_ENVOY", &envoy)
         .env("BOTAUTH_BENCH_OUT", &out))?;
     std::fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))
