@@ -6,9 +6,10 @@
 //! Installs what is missing (`rustup toolchain install nightly`, `cargo install cargo-fuzz
 //! --locked`), seeds each corpus from the fixture cases (`fixtures/cases/*.json`), then runs
 //! the targets and lists every crash with its reproducer (`fuzz/artifacts/<target>/`), not
-//! just the first. The long run of record is
-//! `cargo xtask fuzz --runs 10000000 --seconds 3300 --parallel 2` (10 M execs per target, or
-//! what the machine does in about two hours).
+//! just the first. The report (`RELIABILITY.md`) keeps the rows of targets a run did not fuzz,
+//! each with the run it came from. The long run of record is
+//! `cargo xtask fuzz --runs 10000000 --seconds 1500 --parallel 2` (10 M execs per target, or
+//! 25 min each, two at a time).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
@@ -282,27 +283,18 @@ impl Stats {
     }
 }
 
-/// The fuzz section of `RELIABILITY.md` (between its markers), rewritten for this run.
+/// The fuzz section of `RELIABILITY.md` (between its markers), rewritten for this run. Rows
+/// of targets this run did not fuzz are kept from the section as it was, with the run they came
+/// from, so a rerun of some targets does not drop the others' record.
 fn write_report(plan: &Plan, results: &[Outcome], wall: u64) -> Result<(), String> {
-    let mut md = String::new();
-    let _ = writeln!(
-        md,
-        "## Fuzzing\n\nWritten by `{}` on {} ({}, `nproc` {}): {} of `fuzz/`, each {}, starting from \
-         the committed seeds (`{SEEDS_DIR}/`, generated from the fixtures by `cargo xtask fixtures`) and \
-         the local corpus; {} min of wall-clock time in all. `cov` and `ft` are libFuzzer's edge coverage \
-         and feature counts at the end of the run; `stopped` says which limit ended it.\n",
-        plan.command_line(),
-        crate::util::sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
-        cpu_model(),
-        crate::util::sh("nproc", &[]),
-        if results.len() == TARGETS.len() { "every target".to_string() } else { format!("{} targets", results.len()) },
-        plan.describe(),
-        wall.div_ceil(60),
-    );
-    md.push_str(
-        "| target | execs | time | execs/s | stopped | cov | ft | corpus | peak RSS | crash |\n\
-         |---|---:|---:|---:|---|---:|---:|---:|---:|---|\n",
-    );
+    let file = root().join("RELIABILITY.md");
+    let date = crate::util::sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    let (mut rows, mut runs) = earlier_rows(&std::fs::read_to_string(&file).unwrap_or_default());
+    runs.retain(|(d, _)| *d != date);
+    runs.push((
+        date.clone(),
+        format!("`{}`: {}, {} min of wall-clock time in all", plan.command_line(), plan.describe(), wall.div_ceil(60)),
+    ));
     for o in results {
         let s = &o.stats;
         let stopped = match (&o.crash, &s.error, plan.runs) {
@@ -310,9 +302,8 @@ fn write_report(plan: &Plan, results: &[Outcome], wall: u64) -> Result<(), Strin
             (None, None, Some(runs)) if s.execs >= runs => "execs",
             _ => "time",
         };
-        let _ = writeln!(
-            md,
-            "| `{}` | {} | {} s | {} | {stopped} | {} | {} | {} | {} MB | {} |",
+        let row = format!(
+            "| `{}` | {date} | {} | {} s | {} | {stopped} | {} | {} | {} | {} MB | {} |",
             o.target,
             group(s.execs),
             o.seconds,
@@ -323,8 +314,66 @@ fn write_report(plan: &Plan, results: &[Outcome], wall: u64) -> Result<(), Strin
             s.peak_rss_mb,
             o.crash.as_deref().or(s.error.as_deref()).unwrap_or("none")
         );
+        rows.insert(o.target.to_string(), row);
     }
-    write_section(&root().join("RELIABILITY.md"), "fuzz", &md)
+    let mut md = format!(
+        "## Fuzzing\n\nWritten by `cargo xtask fuzz` ({}, `nproc` {}): each target starts from the committed \
+         seeds (`{SEEDS_DIR}/`, generated from the fixtures by `cargo xtask fixtures`) and the local corpus. \
+         `run` is the run a row comes from (listed below the table); `cov` and `ft` are libFuzzer's edge \
+         coverage and feature counts at the end of it; `stopped` says which limit ended it.\n\n\
+         | target | run | execs | time | execs/s | stopped | cov | ft | corpus | peak RSS | crash |\n\
+         |---|---|---:|---:|---:|---|---:|---:|---:|---:|---|\n",
+        cpu_model(),
+        crate::util::sh("nproc", &[]),
+    );
+    for t in TARGETS {
+        if let Some(row) = rows.get(t) {
+            md.push_str(row);
+            md.push('\n');
+        }
+    }
+    md.push_str("\nRuns:\n\n");
+    for (d, what) in &runs {
+        if rows.values().any(|r| r.contains(&format!(" | {d} | "))) {
+            let _ = writeln!(md, "- {d}: {what}");
+        }
+    }
+    write_section(&file, "fuzz", &md)
+}
+
+/// The rows by target and the runs (date, description) of the fuzz section of `text`. A section
+/// written before rows named their run (one run, described in its first paragraph) gets that
+/// run's date put into each row.
+fn earlier_rows(text: &str) -> (BTreeMap<String, String>, Vec<(String, String)>) {
+    let (mut rows, mut runs) = (BTreeMap::new(), Vec::new());
+    let (Some(b), Some(e)) = (text.find("<!-- fuzz: begin -->"), text.find("<!-- fuzz: end -->")) else {
+        return (rows, runs);
+    };
+    let section = text.get(b..e).unwrap_or("");
+    let old = section.lines().find_map(|l| l.strip_prefix("Written by `")).and_then(|rest| {
+        let (cmd, after) = rest.split_once("` on ")?;
+        let date = after.get(..after.find(" UTC")? + 4)?.to_string();
+        Some((date, format!("`{cmd}`")))
+    });
+    let named = section.contains("| target | run |");
+    for line in section.lines() {
+        if let Some(d) = line.strip_prefix("- ").and_then(|l| l.split_once(" UTC: ")) {
+            runs.push((format!("{} UTC", d.0), d.1.to_string()));
+        }
+        let Some(target) = line.strip_prefix("| `").and_then(|l| l.split('`').next()) else { continue };
+        let row = match (&old, named) {
+            (_, true) => line.to_string(),
+            (Some((date, _)), false) => {
+                line.replacen(&format!("| `{target}` |"), &format!("| `{target}` | {date} |"), 1)
+            }
+            (None, false) => continue,
+        };
+        rows.insert(target.to_string(), row);
+    }
+    if let (Some(o), false) = (old, named) {
+        runs.push(o);
+    }
+    (rows, runs)
 }
 
 fn cpu_model() -> String {
@@ -575,4 +624,29 @@ pub(crate) fn write_section(file: &Path, name: &str, body: &str) -> Result<(), S
         _ => format!("{}\n{section}\n", text.trim_end()),
     };
     std::fs::write(file, new).map_err(|e| format!("cannot write {}: {e}", file.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::earlier_rows;
+
+    #[test]
+    fn a_rerun_keeps_the_other_targets_rows_with_their_run() {
+        // A section of one run, written before rows named their run.
+        let one_run = "<!-- fuzz: begin -->\n## Fuzzing\n\nWritten by `cargo xtask fuzz --seconds 9` on 2026-12-03 \
+                       23:52 UTC (CPU, `nproc` 2): 2 targets.\n\n| target | execs | time |\n|---|---:|---:|\n\
+                       | `agent_uri` | 20,000 | 1 s |\n| `freshness` | 20,000 | 2 s |\n<!-- fuzz: end -->\n";
+        let (rows, runs) = earlier_rows(one_run);
+        assert_eq!(rows["agent_uri"], "| `agent_uri` | 2026-12-03 23:52 UTC | 20,000 | 1 s |");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(runs, [("2026-12-03 23:52 UTC".to_string(), "`cargo xtask fuzz --seconds 9`".to_string())]);
+        // A section whose rows name their runs is read back as it is.
+        let named = "<!-- fuzz: begin -->\n| target | run | execs |\n|---|---|---:|\n\
+                     | `verify` | 2026-12-04 01:00 UTC | 5 |\n\nRuns:\n\n- 2026-12-04 01:00 UTC: `cargo xtask fuzz`: x\n\
+                     <!-- fuzz: end -->\n";
+        let (rows, runs) = earlier_rows(named);
+        assert_eq!(rows["verify"], "| `verify` | 2026-12-04 01:00 UTC | 5 |");
+        assert_eq!(runs, [("2026-12-04 01:00 UTC".to_string(), "`cargo xtask fuzz`: x".to_string())]);
+        assert!(earlier_rows("# Reliability\n").0.is_empty());
+    }
 }
