@@ -44,23 +44,31 @@ struct Plan {
     runs: Option<u64>,
     parallel: usize,
     targets: Vec<&'static str>,
+    /// `--from-logs`: no fuzzing; report the targets' last runs from their libFuzzer logs (a
+    /// run that was stopped before it wrote its report), with the flags that run had.
+    from_logs: bool,
 }
 
 impl Plan {
     fn parse(args: &[String]) -> Result<Self, String> {
-        let usage =
-            || format!("usage: cargo xtask fuzz [--seconds N] [--runs M] [--parallel J] [{}]", TARGETS.join(" | "));
+        let usage = || {
+            format!(
+                "usage: cargo xtask fuzz [--seconds N] [--runs M] [--parallel J] [--from-logs] [{}]",
+                TARGETS.join(" | ")
+            )
+        };
         let positive = |v: Option<&String>, flag: &str| {
             v.and_then(|s| s.parse::<u64>().ok())
                 .filter(|n| *n > 0)
                 .ok_or_else(|| format!("{flag} needs a positive whole number ({})", usage()))
         };
-        let mut plan = Self { seconds: 60, runs: None, parallel: 1, targets: Vec::new() };
+        let mut plan = Self { seconds: 60, runs: None, parallel: 1, targets: Vec::new(), from_logs: false };
         let mut it = args.iter();
         while let Some(a) = it.next() {
             match a.as_str() {
                 "--seconds" => plan.seconds = positive(it.next(), "--seconds")?,
                 "--runs" => plan.runs = Some(positive(it.next(), "--runs")?),
+                "--from-logs" => plan.from_logs = true,
                 "--parallel" => {
                     plan.parallel = usize::try_from(positive(it.next(), "--parallel")?).map_err(|e| e.to_string())?
                 }
@@ -99,6 +107,9 @@ impl Plan {
         if self.parallel > 1 {
             let _ = write!(s, " --parallel {}", self.parallel);
         }
+        if self.from_logs {
+            s.push_str(" --from-logs");
+        }
         if self.targets.len() < TARGETS.len() {
             let _ = write!(s, " {}", self.targets.join(" "));
         }
@@ -116,9 +127,12 @@ struct Outcome {
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let plan = Plan::parse(args)?;
-    ensure_tools()?;
     let target_dir =
         std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target")).join("fuzz");
+    if plan.from_logs {
+        return report_from_logs(&plan, &target_dir.join("logs"));
+    }
+    ensure_tools()?;
 
     banner("cargo +nightly fuzz build");
     run_cmd(nightly().args(["fuzz", "build", "--target-dir"]).arg(&target_dir))?;
@@ -163,6 +177,28 @@ pub fn run(args: &[String]) -> Result<(), String> {
         let _ = write!(msg, "\nreproduce with: cargo +nightly fuzz run <target> <file>");
         Err(msg)
     }
+}
+
+/// `--from-logs`: the report of a run that was stopped before writing it, from the logs of the
+/// targets it had finished. A log without libFuzzer's final `Done … runs in … second(s)` line
+/// is an error, not a row.
+fn report_from_logs(plan: &Plan, logs: &Path) -> Result<(), String> {
+    let mut results = Vec::new();
+    for t in &plan.targets {
+        let path = logs.join(format!("{t}.log"));
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let seconds = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Done ").and_then(|r| r.split_once(" runs in ")))
+            .and_then(|(_, secs)| secs.split_whitespace().next()?.parse().ok())
+            .ok_or_else(|| {
+                format!("{}: no final `Done … runs in … second(s)` line (the run did not finish)", path.display())
+            })?;
+        results.push(Outcome { target: t, stats: Stats::from_log(&text), seconds, crash: None });
+    }
+    write_report(plan, &results, 0)?;
+    println!("fuzz: {} targets reported from {} (RELIABILITY.md updated)", results.len(), logs.display());
+    Ok(())
 }
 
 /// Runs one target to its time or exec limit; its log goes to `<logs>/<target>.log`.
@@ -291,10 +327,13 @@ fn write_report(plan: &Plan, results: &[Outcome], wall: u64) -> Result<(), Strin
     let date = crate::util::sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
     let (mut rows, mut runs) = earlier_rows(&std::fs::read_to_string(&file).unwrap_or_default());
     runs.retain(|(d, _)| *d != date);
-    runs.push((
-        date.clone(),
-        format!("`{}`: {}, {} min of wall-clock time in all", plan.command_line(), plan.describe(), wall.div_ceil(60)),
-    ));
+    let wall = if plan.from_logs {
+        "stopped before its report; these rows are from its targets' logs".to_string()
+    } else {
+        format!("{} min of wall-clock time in all", wall.div_ceil(60))
+    };
+    let command = plan.command_line().replace(" --from-logs", "");
+    runs.push((date.clone(), format!("`{command}`: {}, {wall}", plan.describe())));
     for o in results {
         let s = &o.stats;
         let stopped = match (&o.crash, &s.error, plan.runs) {
