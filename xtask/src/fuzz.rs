@@ -395,6 +395,8 @@ fn earlier_rows(text: &str) -> (BTreeMap<String, String>, Vec<(String, String)>)
         Some((date, format!("`{cmd}`")))
     });
     let named = section.contains("| target | run |");
+    // The first reports had neither `time` nor `stopped`: those cells are `–` when kept.
+    let untimed = !section.contains("| stopped |");
     for line in section.lines() {
         if let Some(d) = line.strip_prefix("- ").and_then(|l| l.split_once(" UTC: ")) {
             runs.push((format!("{} UTC", d.0), d.1.to_string()));
@@ -403,7 +405,13 @@ fn earlier_rows(text: &str) -> (BTreeMap<String, String>, Vec<(String, String)>)
         let row = match (&old, named) {
             (_, true) => line.to_string(),
             (Some((date, _)), false) => {
-                line.replacen(&format!("| `{target}` |"), &format!("| `{target}` | {date} |"), 1)
+                let mut cells: Vec<&str> = line.trim().trim_matches('|').split('|').map(str::trim).collect();
+                if untimed && cells.len() == 8 {
+                    cells.insert(2, "–");
+                    cells.insert(4, "–");
+                }
+                cells.insert(1, date);
+                format!("| {} |", cells.join(" | "))
             }
             (None, false) => continue,
         };
@@ -673,11 +681,21 @@ mod tests {
     fn a_rerun_keeps_the_other_targets_rows_with_their_run() {
         // A section of one run, written before rows named their run.
         let one_run = "<!-- fuzz: begin -->\n## Fuzzing\n\nWritten by `cargo xtask fuzz --seconds 9` on 2026-12-03 \
-                       23:52 UTC (CPU, `nproc` 2): 2 targets.\n\n| target | execs | time |\n|---|---:|---:|\n\
-                       | `agent_uri` | 20,000 | 1 s |\n| `freshness` | 20,000 | 2 s |\n<!-- fuzz: end -->\n";
+                       23:52 UTC (CPU, `nproc` 2): 2 targets.\n\n| target | execs | time | execs/s | stopped | cov |\n\
+                       |---|---:|---:|---:|---|---:|\n| `agent_uri` | 20,000 | 1 s | 20000 | execs | 470 |\n\
+                       | `freshness` | 20,000 | 2 s | 10000 | execs | 577 |\n<!-- fuzz: end -->\n";
         let (rows, runs) = earlier_rows(one_run);
-        assert_eq!(rows["agent_uri"], "| `agent_uri` | 2026-12-03 23:52 UTC | 20,000 | 1 s |");
+        assert_eq!(rows["agent_uri"], "| `agent_uri` | 2026-12-03 23:52 UTC | 20,000 | 1 s | 20000 | execs | 470 |");
         assert_eq!(rows.len(), 2);
+        // The first format had no `time` and `stopped` columns: they are `–` in a kept row.
+        let untimed =
+            "<!-- fuzz: begin -->\nWritten by `cargo xtask fuzz --seconds 300` on 2026-12-03 14:22 UTC (CPU)\n\
+                       | target | execs | execs/s | cov | ft | corpus | peak RSS | crash |\n\
+                       | `verify` | 2136208 | 7097 | 3928 | 14843 | 1967 | 497 MB | none |\n<!-- fuzz: end -->\n";
+        assert_eq!(
+            earlier_rows(untimed).0["verify"],
+            "| `verify` | 2026-12-03 14:22 UTC | 2136208 | – | 7097 | – | 3928 | 14843 | 1967 | 497 MB | none |"
+        );
         assert_eq!(runs, [("2026-12-03 23:52 UTC".to_string(), "`cargo xtask fuzz --seconds 9`".to_string())]);
         // A section whose rows name their runs is read back as it is.
         let named = "<!-- fuzz: begin -->\n| target | run | execs |\n|---|---|---:|\n\
