@@ -38,20 +38,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
                     .ok_or("--seconds needs a positive number")?;
             }
             "--no-wasm" => wasm = false,
-            "--edge-cold" => {
-                let md = crate::fastly::cold_cost()?;
-                let path = root().join("BENCHMARKS.md");
-                crate::fuzz::write_section(&path, "edge-cold", &md)?;
-                println!("{md}\nwrote the edge-cold section of {}", path.display());
-                return Ok(());
-            }
-            "--envoy" => {
-                let md = crate::envoy::bench()?;
-                let path = root().join("BENCHMARKS.md");
-                crate::fuzz::write_section(&path, "envoy", &md)?;
-                println!("{md}\nwrote the envoy section of {}", path.display());
-                return Ok(());
-            }
+            "--edge-cold" => return rewrite_section("edge-cold", &crate::fastly::cold_cost()?),
+            "--envoy" => return rewrite_section("envoy", &crate::envoy::bench()?),
             other => {
                 return Err(format!(
                     "unknown argument `{other}` (usage: cargo xtask bench [--seconds S] [--no-wasm] | --edge-cold | --envoy)"
@@ -103,6 +91,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let path = root().join("BENCHMARKS.md");
     std::fs::write(&path, &md).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     println!("\n{md}\nwrote {}", path.display());
+    Ok(())
+}
+
+/// `--edge-cold` and `--envoy`: one section of BENCHMARKS.md (between its markers) rewritten.
+fn rewrite_section(name: &str, md: &str) -> Result<(), String> {
+    let path = root().join("BENCHMARKS.md");
+    crate::fuzz::write_section(&path, name, md)?;
+    println!("{md}\nwrote the {name} section of {}", path.display());
     Ok(())
 }
 

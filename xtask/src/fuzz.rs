@@ -107,9 +107,6 @@ impl Plan {
         if self.parallel > 1 {
             let _ = write!(s, " --parallel {}", self.parallel);
         }
-        if self.from_logs {
-            s.push_str(" --from-logs");
-        }
         if self.targets.len() < TARGETS.len() {
             let _ = write!(s, " {}", self.targets.join(" "));
         }
@@ -129,15 +126,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let plan = Plan::parse(args)?;
     let target_dir =
         std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target")).join("fuzz");
+    let logs = target_dir.join("logs");
     if plan.from_logs {
-        return report_from_logs(&plan, &target_dir.join("logs"));
+        return report_from_logs(&plan, &logs);
     }
     ensure_tools()?;
 
     banner("cargo +nightly fuzz build");
     run_cmd(nightly().args(["fuzz", "build", "--target-dir"]).arg(&target_dir))?;
 
-    let logs = target_dir.join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
     let started = Instant::now();
     let queue = Mutex::new(plan.targets.iter().copied().collect::<VecDeque<_>>());
@@ -332,8 +329,7 @@ fn write_report(plan: &Plan, results: &[Outcome], wall: u64) -> Result<(), Strin
     } else {
         format!("{} min of wall-clock time in all", wall.div_ceil(60))
     };
-    let command = plan.command_line().replace(" --from-logs", "");
-    runs.push((date.clone(), format!("`{command}`: {}, {wall}", plan.describe())));
+    runs.push((date.clone(), format!("`{}`: {}, {wall}", plan.command_line(), plan.describe())));
     for o in results {
         let s = &o.stats;
         let stopped = match (&o.crash, &s.error, plan.runs) {
