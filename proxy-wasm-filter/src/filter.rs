@@ -35,6 +35,7 @@ use crate::metrics::{self, Metrics};
 use crate::replay::{self, HostData, SharedStore};
 use crate::request::{self, HostRequest};
 use crate::response;
+use botauth_core::HttpRequest;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -93,7 +94,7 @@ struct Waiter {
     agent: String,
     /// Why core asked for the fetch.
     reason: FetchReason,
-    host: HostRequest,
+    req: HttpRequest,
     /// The signature may cover `content-digest` and a body follows: verify again with it.
     digest_pending: bool,
     deadline_ms: u64,
@@ -112,7 +113,7 @@ struct DirState {
     tokens: BTreeMap<u32, String>,
     waiters: Vec<Waiter>,
     /// Requests resumed by another context that must verify again once their body is in.
-    awaiting_body: BTreeMap<u32, HostRequest>,
+    awaiting_body: BTreeMap<u32, HttpRequest>,
 }
 
 impl Shared {
@@ -248,7 +249,7 @@ struct Http {
     shared: Option<Rc<Shared>>,
     /// Verification waits for the body (a covered `content-digest`): the request as read in
     /// the headers phase (the headers are gone upstream, and out of reach, by then).
-    awaiting_body: Option<HostRequest>,
+    awaiting_body: Option<HttpRequest>,
 }
 
 impl Context for Http {
@@ -295,10 +296,12 @@ impl HttpContext for Http {
                 (ua.iter().map(Vec::as_slice).collect(), sa.iter().map(Vec::as_slice).collect());
             return match cfg.claims.claimed_by(&ua, &sa) {
                 None => Action::Continue,
-                Some(claim) => decide(&shared, claim.verdict(), 0, Phase::Headers),
+                Some(claim) => decide(&shared, claim.verdict(), 0, Phase::Headers, None),
             };
         }
-        let host = read_request();
+        // Core's request, built once from the header map: verified now, or kept (without a
+        // copy) while it waits for a directory or for its body.
+        let req = request::build(read_request(), shared.config.scheme.as_deref(), shared.config.authority);
         // The signature may cover `content-digest`, which needs the body. Envoy cannot show a
         // filter the body before it lets the headers go (proxy-wasm turns a pause here into
         // StopAllIterationAndWatermark). Without a body core skips only the digest check, so:
@@ -308,19 +311,19 @@ impl HttpContext for Http {
         // upstream request before any of its body arrives, so the claim never covers a body
         // the origin receives); in monitor mode, which forwards failures, it is not sent.
         let digest_pending = !end_of_stream && input.as_deref().is_some_and(request::mentions_content_digest);
-        match evaluate(&shared, host.clone(), true) {
+        match evaluate(&shared, &req, true) {
             Eval::Done(verdict, us) => {
                 let verdict = replay_check(&shared, verdict);
-                headers_verdict(&shared, verdict, us, host, digest_pending, &mut self.awaiting_body)
+                headers_verdict(&shared, verdict, us, req, digest_pending, &mut self.awaiting_body)
             }
-            Eval::Fetch(agent, reason) => match wait(&shared, self.id, agent, reason, host.clone(), digest_pending) {
+            Eval::Fetch(agent, reason) => match wait(&shared, self.id, agent, reason, req, digest_pending) {
                 Waited::Paused => Action::Pause,
                 // No fetch to wait for (refused by the host, or another worker's result just
                 // arrived): core decides now.
-                Waited::Decide => {
-                    let (verdict, us) = evaluate_final(&shared, host.clone());
+                Waited::Decide(req) => {
+                    let (verdict, us) = evaluate_final(&shared, &req);
                     let verdict = replay_check(&shared, verdict);
-                    headers_verdict(&shared, verdict, us, host, digest_pending, &mut self.awaiting_body)
+                    headers_verdict(&shared, verdict, us, req, digest_pending, &mut self.awaiting_body)
                 }
             },
         }
@@ -338,12 +341,12 @@ impl HttpContext for Http {
         if !end_of_stream && !too_large {
             return Action::Pause; // buffer: nothing of the body goes upstream yet
         }
-        let Some(mut host) = self.awaiting_body.take() else { return Action::Continue };
+        let Some(mut req) = self.awaiting_body.take() else { return Action::Continue };
         if !too_large {
-            host.body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size).ok().flatten();
-            host.body.get_or_insert_with(Vec::new);
+            req.body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size).ok().flatten();
+            req.body.get_or_insert_with(Vec::new);
         }
-        let (verdict, us) = evaluate_final(&shared, host);
+        let (verdict, us) = evaluate_final(&shared, &req);
         // Without the body core skips the digest check: a body too large to hold can never
         // pass as verified.
         let verdict = match verdict {
@@ -355,7 +358,7 @@ impl HttpContext for Http {
             }),
             other => other,
         };
-        decide(&shared, verdict, us, Phase::Body)
+        decide(&shared, verdict, us, Phase::Body, Some(&req))
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
@@ -368,7 +371,7 @@ impl HttpContext for Http {
         if self.awaiting_body.take().is_none() {
             return Action::Continue;
         }
-        decide(&shared, Reason::ContentDigestUnsupported.into(), 0, Phase::Body)
+        decide(&shared, Reason::ContentDigestUnsupported.into(), 0, Phase::Body, None)
     }
 }
 
@@ -403,21 +406,22 @@ enum Eval {
 /// Verify the request with the pinned keys and, for the agents it names, the directory
 /// entries (read again from shared data when another worker published). `may_fetch`:
 /// whether the caller can wait for a fetch; if not, a needed fetch is
-/// `directory_unavailable` (core's reason for an agent without usable keys).
-fn evaluate(shared: &Shared, host: HostRequest, may_fetch: bool) -> Eval {
+/// `directory_unavailable` (core's reason for an agent without usable keys). The time is
+/// core's alone (parse, base, Ed25519, policy), not the host's.
+fn evaluate(shared: &Shared, req: &HttpRequest, may_fetch: bool) -> Eval {
     let cfg = &shared.config;
-    let start = now_us();
-    let req = request::build(host, cfg.scheme.as_deref(), cfg.authority);
     let now = now(cfg);
     let Some(dirs) = cfg.directories.as_ref() else {
-        let verdict = verify(&req, &cfg.keyring, &cfg.policy, now);
+        let start = now_us();
+        let verdict = verify(req, &cfg.keyring, &cfg.policy, now);
         return Eval::Done(verdict, now_us().saturating_sub(start));
     };
-    for a in botauth_core::directory::claimed_agents(&req, dirs, &cfg.policy) {
+    for a in botauth_core::directory::claimed_agents(req, dirs, &cfg.policy) {
         sync(shared, a);
     }
     let st = shared.dir.borrow();
-    let step = verify_with_directories(&req, &cfg.keyring, dirs, &st.entries, &cfg.policy, now);
+    let start = now_us();
+    let step = verify_with_directories(req, &cfg.keyring, dirs, &st.entries, &cfg.policy, now);
     let us = now_us().saturating_sub(start);
     match step {
         Step::Done { verdict, refresh } => {
@@ -438,8 +442,8 @@ fn evaluate(shared: &Shared, host: HostRequest, may_fetch: bool) -> Eval {
 }
 
 /// [`evaluate`] when no fetch can be waited for.
-fn evaluate_final(shared: &Shared, host: HostRequest) -> (Verdict, u64) {
-    match evaluate(shared, host, false) {
+fn evaluate_final(shared: &Shared, req: &HttpRequest) -> (Verdict, u64) {
+    match evaluate(shared, req, false) {
         Eval::Done(v, us) => (v, us),
         Eval::Fetch(agent, _) => {
             (Verdict::Rejected(Rejected { agent: Some(agent), ..Rejected::new(Reason::DirectoryUnavailable) }), 0)
@@ -453,19 +457,19 @@ fn headers_verdict(
     shared: &Shared,
     verdict: Verdict,
     us: u64,
-    host: HostRequest,
+    req: HttpRequest,
     digest_pending: bool,
-    awaiting: &mut Option<HostRequest>,
+    awaiting: &mut Option<HttpRequest>,
 ) -> Action {
     match verdict {
         Verdict::Verified(_) if digest_pending => {
             if shared.config.policy.mode == Mode::Enforce {
-                set_upstream_headers(&shared.config, &verdict);
+                set_upstream_headers(&shared.config, &verdict, Some(&req));
             }
-            *awaiting = Some(host);
+            *awaiting = Some(req);
             Action::Continue
         }
-        _ => decide(shared, verdict, us, Phase::Headers),
+        _ => decide(shared, verdict, us, Phase::Headers, Some(&req)),
     }
 }
 
@@ -491,12 +495,19 @@ fn replay_check(shared: &Shared, verdict: Verdict) -> Verdict {
 }
 
 /// The verdict header (with its authentication when configured), and for a verified agent
-/// with a label the agent header.
-fn set_upstream_headers(cfg: &Config, verdict: &Verdict) {
+/// with a label the agent header. `req`: core's request when it was built (else it is read
+/// from the host for the authentication).
+fn set_upstream_headers(cfg: &Config, verdict: &Verdict, req: Option<&HttpRequest>) {
     if let Some(value) = verdict_header(verdict) {
         let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, &cfg.verdict_header, Some(&value));
         if let Some(key) = &cfg.verdict_auth {
-            authenticate_verdict(cfg, key, &value);
+            match req {
+                Some(req) => authenticate_verdict(cfg, key, &value, req),
+                None => {
+                    let req = request::build(read_request(), cfg.scheme.as_deref(), cfg.authority);
+                    authenticate_verdict(cfg, key, &value, &req);
+                }
+            }
         }
     }
     if let (Verdict::Verified(v), Some(name)) = (verdict, &cfg.agent_header) {
@@ -508,8 +519,7 @@ fn set_upstream_headers(cfg: &Config, verdict: &Verdict) {
 
 /// Add `botauth-verdict-auth`: core's MAC over the verdict and the method, authority and
 /// target that core verified.
-fn authenticate_verdict(cfg: &Config, key: &verdict_auth::VerdictKey, verdict: &str) {
-    let req = request::build(read_request(), cfg.scheme.as_deref(), cfg.authority);
+fn authenticate_verdict(cfg: &Config, key: &verdict_auth::VerdictKey, verdict: &str, req: &HttpRequest) {
     let binding = verdict_auth::Binding { verdict, method: &req.method, authority: &req.authority, path: &req.target };
     match verdict_auth::sign(key, &binding, now(cfg)) {
         Ok(auth) => {
@@ -522,8 +532,8 @@ fn authenticate_verdict(cfg: &Config, key: &verdict_auth::VerdictKey, verdict: &
 }
 
 /// Record (metrics, the log line) and act on the verdict. The nonce has been checked in the
-/// headers phase already ([`replay_check`]).
-fn decide(shared: &Shared, verdict: Verdict, verify_us: u64, phase: Phase) -> Action {
+/// headers phase already ([`replay_check`]). `req`: core's request, when one was built.
+fn decide(shared: &Shared, verdict: Verdict, verify_us: u64, phase: Phase, req: Option<&HttpRequest>) -> Action {
     let cfg = &shared.config;
     let agent = match &verdict {
         Verdict::Verified(v) => v.agent.as_deref(),
@@ -537,9 +547,13 @@ fn decide(shared: &Shared, verdict: Verdict, verify_us: u64, phase: Phase) -> Ac
     let rejected = matches!(verdict, Verdict::Rejected(_));
     let log_it = cfg.log.enabled && (n.is_multiple_of(cfg.log.sample) || (rejected && cfg.log.always_rejected));
     if log_it {
-        // The raw target, read only when a line is written (the query is cut by core).
-        let target = hostcalls::get_property(vec!["request", "path"]).ok().flatten().unwrap_or_default();
-        let target = String::from_utf8_lossy(&target);
+        // The raw target (the query is cut by core): core's, else read only when a line is
+        // written.
+        let read = || hostcalls::get_property(vec!["request", "path"]).ok().flatten().unwrap_or_default();
+        let target = match req {
+            Some(req) => std::borrow::Cow::Borrowed(req.target.as_str()),
+            None => std::borrow::Cow::Owned(String::from_utf8_lossy(&read()).into_owned()),
+        };
         let ctx = EventContext { time: now(cfg), mode: cfg.policy.mode, target: &target };
         let extra = [("phase", if phase == Phase::Headers { "headers" } else { "body" })];
         log(LogLevel::Info, &format!("botauth: {}", request_event(&verdict, verify_us, &ctx, &extra)));
@@ -553,7 +567,7 @@ fn decide(shared: &Shared, verdict: Verdict, verify_us: u64, phase: Phase) -> Ac
         }
         _ => {
             if phase == Phase::Headers {
-                set_upstream_headers(cfg, &verdict);
+                set_upstream_headers(cfg, &verdict, req);
             }
             Action::Continue
         }
@@ -592,8 +606,9 @@ enum Waited {
     /// It waits (its own fetch, one in flight here, or another worker's).
     Paused,
     /// Nothing to wait for: the host refused the fetch (the entry records the failure),
-    /// or another worker published just now. Verify again at once.
-    Decide,
+    /// or another worker published just now. Verify again at once (the request is handed
+    /// back).
+    Decide(HttpRequest),
 }
 
 /// Pause the request `context` until `agent`'s directory is fetched: join a fetch in flight
@@ -604,12 +619,12 @@ fn wait(
     context: u32,
     agent: String,
     reason: FetchReason,
-    host: HostRequest,
+    req: HttpRequest,
     digest_pending: bool,
 ) -> Waited {
     let deadline_ms = now_ms().saturating_add(shared.config.cache.max_wait_ms);
     let joined = shared.dir.borrow().in_flight.contains_key(&agent);
-    let waiter = Waiter { context, agent: agent.clone(), reason, host, digest_pending, deadline_ms };
+    let waiter = Waiter { context, agent: agent.clone(), reason, req, digest_pending, deadline_ms };
     shared.dir.borrow_mut().waiters.push(waiter);
     if joined {
         return Waited::Paused;
@@ -619,20 +634,28 @@ fn wait(
         Started::Changed => {
             // Another worker published meanwhile: every waiter of the agent (this one too)
             // verifies again, now.
-            take_own_waiter(shared, context);
+            let req = take_own_waiter(shared, context);
             resolve_waiters(shared, &agent, context);
-            Waited::Decide
+            Waited::Decide(req)
         }
         Started::Failed => {
-            take_own_waiter(shared, context);
+            let req = take_own_waiter(shared, context);
             resolve_waiters(shared, &agent, context);
-            Waited::Decide
+            Waited::Decide(req)
         }
     }
 }
 
-fn take_own_waiter(shared: &Shared, context: u32) {
-    shared.dir.borrow_mut().waiters.retain(|w| w.context != context);
+/// Take back the request of `context` (the current one) from the waiters.
+fn take_own_waiter(shared: &Shared, context: u32) -> HttpRequest {
+    let mut st = shared.dir.borrow_mut();
+    match st.waiters.iter().position(|w| w.context == context) {
+        Some(i) => st.waiters.remove(i).req,
+        None => {
+            drop(st);
+            request::build(read_request(), shared.config.scheme.as_deref(), shared.config.authority)
+        }
+    }
 }
 
 /// What [`start_fetch`] did.
@@ -807,13 +830,13 @@ fn resume(shared: &Shared, w: Waiter, current: u32, timed_out: bool) {
         let r = Rejected { agent: Some(w.agent.clone()), ..Rejected::new(Reason::DirectoryUnavailable) };
         (Verdict::Rejected(r), 0)
     } else {
-        evaluate_final(shared, w.host.clone())
+        evaluate_final(shared, &w.req)
     };
     let verdict = replay_check(shared, verdict);
     let mut awaiting = None;
-    let action = headers_verdict(shared, verdict, us, w.host, w.digest_pending, &mut awaiting);
-    if let Some(host) = awaiting {
-        shared.dir.borrow_mut().awaiting_body.insert(w.context, host);
+    let action = headers_verdict(shared, verdict, us, w.req, w.digest_pending, &mut awaiting);
+    if let Some(req) = awaiting {
+        shared.dir.borrow_mut().awaiting_body.insert(w.context, req);
     }
     if action == Action::Continue {
         let _ = hostcalls::resume_http_request();

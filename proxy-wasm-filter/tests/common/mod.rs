@@ -103,6 +103,12 @@ pub enum Chain {
     WasmOnly,
     /// Neither (a baseline: Envoy without the filter).
     None,
+    /// header_mutation alone, no wasm filter (bench: what the strip step costs).
+    StripOnly,
+    /// The strip as the connection manager's `early_header_mutation_extensions` (the
+    /// example's removals), then the filter inside the matcher (bench: the strip without a
+    /// filter instance per request).
+    EarlyMatcher,
 }
 
 /// One listener of a rendered configuration.
@@ -147,16 +153,31 @@ pub fn listener_yaml(example: &str, listeners: &[Listener], wasm: &Path) -> Stri
             pad = " ".repeat(indent)
         );
         let mutation = "          - name: envoy.filters.http.header_mutation\n";
+        let m = head.find(mutation).unwrap_or_else(|| panic!("no header_mutation filter in the example"));
         let b = match l.chain {
             Chain::Matcher => format!("{head}{filter}{tail}"),
             Chain::NoMatcher => format!("{head}{direct}{tail}"),
+            Chain::StripOnly => format!("{head}{tail}"),
             Chain::WasmOnly | Chain::None => {
-                let m = head.find(mutation).unwrap_or_else(|| panic!("no header_mutation filter in the example"));
                 let keep = if l.chain == Chain::WasmOnly { direct.as_str() } else { "" };
                 format!("{}{keep}{tail}", &head[..m])
             }
+            Chain::EarlyMatcher => {
+                let removes: String = head[m..]
+                    .lines()
+                    .filter_map(|line| line.trim().strip_prefix("- remove: "))
+                    .map(|name| format!("              - remove: {name}\n"))
+                    .collect();
+                let early = format!(
+                    "stat_prefix: botauth_ingress\n          early_header_mutation_extensions:\n          \
+                     - name: envoy.http.early_header_mutation.header_mutation\n            typed_config:\n              \
+                     \"@type\": type.googleapis.com/envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation\n              \
+                     mutations:\n{removes}"
+                );
+                replace_once(&format!("{}{filter}{tail}", &head[..m]), "stat_prefix: botauth_ingress\n", &early)
+            }
         };
-        if l.chain == Chain::None {
+        if matches!(l.chain, Chain::None | Chain::StripOnly) {
             out.push_str(&b);
             continue;
         }
@@ -287,6 +308,18 @@ impl Envoy {
 
     pub fn get(&self, target: &str) -> Option<Response> {
         raw_http::send(self.admin, "GET", target, &[("Host".into(), "admin".into())], None).ok()
+    }
+
+    /// The cumulative p50 of the histogram `wasmcustom.<name>` (Envoy's `P50(interval,cumulative)`).
+    pub fn histogram_p50(&self, name: &str) -> f64 {
+        let filter = format!("/stats?filter=^wasmcustom\\.{}$", name.replace('.', "\\."));
+        let text = self.get(&filter).map(|r| r.text()).unwrap_or_default();
+        text.split("P50(")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .and_then(|pair| pair.split(',').nth(1))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no P50 for {name} in {text:?}"))
     }
 
     /// Every `wasmcustom.<prefix>.` counter, by name without the `wasmcustom.` prefix.
