@@ -24,7 +24,7 @@ use botauth_core::directory::{
 };
 use botauth_core::outcome::{request_event, verdict_header, EventContext};
 use botauth_core::verdict_auth;
-use botauth_core::{check_replay, verify, Mode, Reason, Rejected, Verdict};
+use botauth_core::{check_replay, verify, HttpRequest, Mode, Reason, Rejected, Verdict};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Status};
@@ -35,7 +35,6 @@ use crate::metrics::{self, Metrics};
 use crate::replay::{self, HostData, SharedStore};
 use crate::request::{self, HostRequest};
 use crate::response;
-use botauth_core::HttpRequest;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -275,16 +274,18 @@ impl HttpContext for Http {
             return Action::Pause;
         };
         let cfg = &shared.config;
-        // A client must never be able to claim a verdict (or an agent): strip first, on every
-        // request.
-        let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, &cfg.verdict_header);
-        let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, verdict_auth::HEADER);
-        if let Some(h) = &cfg.agent_header {
-            let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, h);
-        }
+        // A client must never be able to claim a verdict (or an agent): every request is
+        // stripped of the headers the filter sends upstream, before anything else sees it.
+        let sent = [Some(cfg.verdict_header.as_str()), Some(verdict_auth::HEADER), cfg.agent_header.as_deref()];
+        let strip = || {
+            for name in sent.iter().flatten() {
+                let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
+            }
+        };
         let signature = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, "signature").ok().flatten();
         let input = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, "signature-input").ok().flatten();
         if signature.is_none() && input.is_none() {
+            strip();
             // Unsigned: untouched, unless it claims an agent listed as always signing.
             if cfg.claims.is_empty() {
                 return Action::Continue;
@@ -299,9 +300,18 @@ impl HttpContext for Http {
                 Some(claim) => decide(&shared, claim.verdict(), 0, Phase::Headers, None),
             };
         }
+        // Signed: the whole map is read anyway, so the host is asked to strip only when a
+        // client sent one of those headers (never, behind the shipped header_mutation), and
+        // core's request never holds them either.
+        let mut host = read_request();
+        let is_sent = |name: &str| sent.iter().flatten().any(|s| name.eq_ignore_ascii_case(s));
+        if host.headers.iter().any(|(name, _)| is_sent(name)) {
+            strip();
+            host.headers.retain(|(name, _)| !is_sent(name));
+        }
         // Core's request, built once from the header map: verified now, or kept (without a
         // copy) while it waits for a directory or for its body.
-        let req = request::build(read_request(), shared.config.scheme.as_deref(), shared.config.authority);
+        let req = request::build(host, cfg.scheme.as_deref(), cfg.authority);
         // The signature may cover `content-digest`, which needs the body. Envoy cannot show a
         // filter the body before it lets the headers go (proxy-wasm turns a pause here into
         // StopAllIterationAndWatermark). Without a body core skips only the digest check, so:
