@@ -274,8 +274,8 @@ impl HttpContext for Http {
             return Action::Pause;
         };
         let cfg = &shared.config;
-        // A client must never be able to claim a verdict (or an agent): every request is
-        // stripped of the headers the filter sends upstream, before anything else sees it.
+        // A client must never be able to claim a verdict (or an agent): no client copy of the
+        // headers the filter sends upstream goes upstream or reaches core.
         let sent = [Some(cfg.verdict_header.as_str()), Some(verdict_auth::HEADER), cfg.agent_header.as_deref()];
         let strip = || {
             for name in sent.iter().flatten() {
@@ -301,11 +301,11 @@ impl HttpContext for Http {
             };
         }
         // Signed: the whole map is read anyway, so the host is asked to strip only when a
-        // client sent one of those headers (never, behind the shipped header_mutation), and
-        // core's request never holds them either.
+        // client sent one of those headers (never, behind the shipped header_mutation) or the
+        // map could not be read; core's request never holds them either.
         let mut host = read_request();
         let is_sent = |name: &str| sent.iter().flatten().any(|s| name.eq_ignore_ascii_case(s));
-        if host.headers.iter().any(|(name, _)| is_sent(name)) {
+        if host.headers.is_empty() || host.headers.iter().any(|(name, _)| is_sent(name)) {
             strip();
             host.headers.retain(|(name, _)| !is_sent(name));
         }
@@ -378,10 +378,8 @@ impl HttpContext for Http {
         }
         // Trailers end a body that never reported its end: fail closed rather than let a body
         // with an unchecked digest through.
-        if self.awaiting_body.take().is_none() {
-            return Action::Continue;
-        }
-        decide(&shared, Reason::ContentDigestUnsupported.into(), 0, Phase::Body, None)
+        let Some(req) = self.awaiting_body.take() else { return Action::Continue };
+        decide(&shared, Reason::ContentDigestUnsupported.into(), 0, Phase::Body, Some(&req))
     }
 }
 
@@ -656,7 +654,8 @@ fn wait(
     }
 }
 
-/// Take back the request of `context` (the current one) from the waiters.
+/// Take back the request of `context` (the current one) from the waiters; if it is not
+/// there (it always is), read it from the host again.
 fn take_own_waiter(shared: &Shared, context: u32) -> HttpRequest {
     let mut st = shared.dir.borrow_mut();
     match st.waiters.iter().position(|w| w.context == context) {
