@@ -399,6 +399,11 @@ fn read_request() -> HostRequest {
     }
 }
 
+/// Core's request, read from the host as it is now (where none was kept).
+fn request_from_host(cfg: &Config) -> HttpRequest {
+    request::build(read_request(), cfg.scheme.as_deref(), cfg.authority)
+}
+
 /// The verifier's clock: the testing override, else the host's (unix seconds).
 fn now(cfg: &Config) -> u64 {
     cfg.testing_fixed_now.unwrap_or_else(|| now_us() / 1_000_000)
@@ -511,10 +516,7 @@ fn set_upstream_headers(cfg: &Config, verdict: &Verdict, req: Option<&HttpReques
         if let Some(key) = &cfg.verdict_auth {
             match req {
                 Some(req) => authenticate_verdict(cfg, key, &value, req),
-                None => {
-                    let req = request::build(read_request(), cfg.scheme.as_deref(), cfg.authority);
-                    authenticate_verdict(cfg, key, &value, &req);
-                }
+                None => authenticate_verdict(cfg, key, &value, &request_from_host(cfg)),
             }
         }
     }
@@ -662,7 +664,7 @@ fn take_own_waiter(shared: &Shared, context: u32) -> HttpRequest {
         Some(i) => st.waiters.remove(i).req,
         None => {
             drop(st);
-            request::build(read_request(), shared.config.scheme.as_deref(), shared.config.authority)
+            request_from_host(&shared.config)
         }
     }
 }

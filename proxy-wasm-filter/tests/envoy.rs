@@ -30,6 +30,12 @@ use serde_json::{json, Value};
 
 // ---- cases → plugin configurations ----------------------------------------------------
 
+/// The `keys` entry of an unrelated agent: a configuration that must trust no key of a case.
+fn unrelated_keys() -> (String, Value) {
+    let key = json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"});
+    ("https://unrelated.invalid".into(), json!({ "keys": [key] }))
+}
+
 /// The plugin configuration that makes the filter apply `case`'s keys, policy, scheme and
 /// clock, with the replay cache in `namespace` (`None`: off); or why the plugin
 /// configuration cannot express the case's policy.
@@ -40,11 +46,7 @@ fn plugin_config(case: &Case, mode: &str, namespace: Option<&str>) -> Result<Val
     // an unrelated agent's key, which no request of the case names or signs with.
     let usable = case.keyring().map(|k| !k.is_empty()).unwrap_or(false);
     if !usable {
-        keys = serde_json::Map::new();
-        keys.insert(
-            "https://unrelated.invalid".into(),
-            json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}),
-        );
+        keys = [unrelated_keys()].into_iter().collect();
     }
     let mut config = json!({
         "keys": keys,
@@ -782,8 +784,7 @@ fn load_bench() {
     let mut nokey_config = plugin_config(&case, "monitor", None).unwrap_or_else(|e| panic!("{e}"));
     nokey_config["log"] = quiet_config["log"].clone();
     nokey_config["metrics"] = quiet_config["metrics"].clone();
-    nokey_config["keys"] = json!({ "https://unrelated.invalid": { "keys": [
-        { "kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo" } ] } });
+    nokey_config["keys"] = Value::Object([unrelated_keys()].into_iter().collect());
     let nokey_parsed =
         botauth_proxy_wasm::config::parse(nokey_config.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}"));
     let nokey_reason = match verify(&case.request(), &nokey_parsed.keyring, &nokey_parsed.policy, case.now) {
@@ -871,17 +872,13 @@ fn load_bench() {
         .iter()
         .zip(samples)
         .map(|((name, ..), s)| {
-            let lat = Load {
-                rps: median(s.iter().map(|(l, _)| l.rps).collect()),
-                p50_us: median(s.iter().map(|(l, _)| l.p50_us).collect()),
-                p99_us: median(s.iter().map(|(l, _)| l.p99_us).collect()),
+            // Each figure's median over the rounds, separately.
+            let medians = |loads: Vec<&Load>| Load {
+                rps: median(loads.iter().map(|l| l.rps).collect()),
+                p50_us: median(loads.iter().map(|l| l.p50_us).collect()),
+                p99_us: median(loads.iter().map(|l| l.p99_us).collect()),
             };
-            let thr = Load {
-                rps: median(s.iter().map(|(_, t)| t.rps).collect()),
-                p50_us: median(s.iter().map(|(_, t)| t.p50_us).collect()),
-                p99_us: median(s.iter().map(|(_, t)| t.p99_us).collect()),
-            };
-            (*name, lat, thr)
+            (*name, medians(s.iter().map(|(l, _)| l).collect()), medians(s.iter().map(|(_, t)| t).collect()))
         })
         .collect();
     let counters = envoy.counters("botauth");
@@ -919,16 +916,18 @@ fn load_bench() {
          is 1/req/s at 8 connections (the one worker is saturated).\n\n\
          | scenario | p50 (1 conn) | p99 (1 conn) | req/s (8 conns) | worker time |\n|---|---:|---:|---:|---:|\n"
     );
+    // Worker time per request, µs: the one worker is saturated at 8 connections.
+    let worker_us = |thr: &Load| 1e6 / thr.rps;
     for (name, lat, thr) in &runs {
         md.push_str(&format!(
             "| {name} | {:.0} µs | {:.0} µs | {:.0} | {:.1} µs |\n",
             lat.p50_us,
             lat.p99_us,
             thr.rps,
-            1e6 / thr.rps
+            worker_us(thr)
         ));
     }
-    let worker = |i: usize| 1e6 / runs[i].2.rps;
+    let worker = |i: usize| worker_us(&runs[i].2);
     let (base, strip, unsigned, early, unmatched, signed_run) =
         (&runs[0], &runs[1], &runs[2], &runs[3], &runs[4], &runs[5]);
     let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
@@ -941,8 +940,8 @@ fn load_bench() {
             size(w) / 1024,
             small.1.p50_us,
             signed_run.1.p50_us,
-            1e6 / small.2.rps,
-            1e6 / signed_run.2.rps,
+            worker_us(&small.2),
+            worker_us(&signed_run.2),
             100.0 * (signed_run.2.rps - small.2.rps) / small.2.rps,
         ));
     }

@@ -18,9 +18,10 @@
 //!
 //! `bench`: the same build and Envoy, plus the size-optimised build (`--profile filter` and
 //! binaryen's `wasm-opt -Oz`, apt) and `wrk` (apt), then the ignored `load_bench` test of
-//! `envoy.rs`: Envoy without the filter / with it behind the shipped matcher / without the
-//! matcher on unsigned traffic, and on signed traffic, and one native OpenSSL Ed25519 verify
-//! for scale. Returns its Markdown section.
+//! `envoy.rs`: unsigned traffic without the filter, through the strip step alone and the
+//! chain variants; signed traffic through the shipped chain and the variants that break its
+//! worker time down; and one native OpenSSL Ed25519 verify for scale. Returns its Markdown
+//! section.
 
 use std::path::PathBuf;
 use std::process::Command;
