@@ -45,6 +45,7 @@ pub mod config;
 pub mod content_digest;
 pub mod crypto;
 pub mod directory;
+mod event;
 pub mod keys;
 pub mod outcome;
 pub mod policy;

@@ -1,10 +1,11 @@
 //! What a host does with a verdict (ARCHITECTURE §4), shared by every adapter: the
 //! problem+json body (RFC 9457), the verdict header (an RFC 8941 Item) and the log event.
 
-use alloc::string::{String, ToString};
+use alloc::string::String;
 
 use sfv::{KeyRef, StringRef, TokenRef};
 
+use crate::event::{Event, Field};
 use crate::policy::Mode;
 use crate::reason::Reason;
 use crate::verdict::{Rejected, Verdict};
@@ -36,13 +37,12 @@ pub fn problem_json(reason: Reason) -> String {
 /// A problem document for a host-side condition that is not a [`Reason`] (e.g.
 /// `configuration_error`, `rate_limited`), in the same shape as [`problem_json`].
 pub fn problem(code: &str, title: &str, status: u16) -> String {
-    let body = serde_json::json!({
-        "type": alloc::format!("{PROBLEM_TYPE_PREFIX}{code}"),
-        "title": title,
-        "status": status,
-        "code": code,
-    });
-    body.to_string()
+    let mut body = Event::new();
+    body.insert("type", Field::Text(Some(alloc::format!("{PROBLEM_TYPE_PREFIX}{code}").into())));
+    body.insert("title", Field::text(Some(title)));
+    body.insert("status", Field::Number(u64::from(status)));
+    body.insert("code", Field::text(Some(code)));
+    body.into_json()
 }
 
 /// The verdict header value, or `None` for unsigned traffic. An RFC 8941 §3.1 List with
@@ -110,47 +110,37 @@ fn item_with_strings(token: &TokenRef, params: &[(&str, Option<&str>)]) -> Strin
 /// One structured log event for a signed request (ARCHITECTURE §4): verdict, reason,
 /// agent, keyid, label and verify time; `extra` adds host fields (e.g. `pop`).
 pub fn log_event(verdict: &Verdict, verify_us: u64, extra: &[(&str, &str)]) -> String {
-    serde_json::Value::Object(event_fields(verdict, verify_us, extra)).to_string()
+    event_fields(verdict, verify_us, extra).into_json()
 }
 
-/// The members every log event has, in one map.
-fn event_fields(
-    verdict: &Verdict,
-    verify_us: u64,
-    extra: &[(&str, &str)],
-) -> serde_json::Map<String, serde_json::Value> {
+/// The members every log event has.
+fn event_fields<'a>(verdict: &'a Verdict, verify_us: u64, extra: &[(&'a str, &'a str)]) -> Event<'a> {
     let (agent, keyid, label) = match verdict {
         Verdict::Verified(v) => (v.agent.as_deref(), Some(v.keyid.as_str()), Some(v.label.as_str())),
         Verdict::Rejected(r) => (r.agent.as_deref(), r.keyid.as_deref(), r.label.as_deref()),
         Verdict::Unsigned => (None, None, None),
     };
-    let mut event = serde_json::Map::new();
-    event.insert("verdict".into(), verdict_kind(verdict).into());
-    event.insert("reason".into(), verdict.reason().map(Reason::code).into());
-    event.insert("agent".into(), agent.into());
-    event.insert("keyid".into(), keyid.into());
-    event.insert("label".into(), label.into());
-    event.insert("verify_us".into(), verify_us.into());
+    let mut event = Event::new();
+    event.insert("verdict", Field::text(Some(verdict_kind(verdict))));
+    event.insert("reason", Field::text(verdict.reason().map(Reason::code)));
+    event.insert("agent", Field::text(agent));
+    event.insert("keyid", Field::text(keyid));
+    event.insert("label", Field::text(label));
+    event.insert("verify_us", Field::Number(verify_us));
     if let Verdict::Verified(v) = verdict {
         if let Some(claimed) = &v.claimed_agent {
-            event.insert("claimed_agent".into(), claimed.as_str().into());
+            event.insert("claimed_agent", Field::text(Some(claimed)));
         }
         // The other signatures (draft-ietf-webbotauth-httpsig-protocol §4.3), only when sent.
         if !v.also.is_empty() {
-            let also = v.also.iter().map(|o| {
-                serde_json::json!({"agent": o.agent, "keyid": o.keyid, "label": o.label, "claimed_agent": o.claimed_agent})
-            });
-            event.insert("also".into(), also.collect());
+            event.insert("also", Field::Also(&v.also));
         }
         if !v.discarded.is_empty() {
-            let discarded = v.discarded.iter().map(|r| {
-                serde_json::json!({"label": r.label, "reason": r.reason.code(), "agent": r.agent, "keyid": r.keyid})
-            });
-            event.insert("discarded".into(), discarded.collect());
+            event.insert("discarded", Field::Discarded(&v.discarded));
         }
     }
     for (k, v) in extra {
-        event.insert(String::from(*k), (*v).into());
+        event.insert(k, Field::text(Some(v)));
     }
     event
 }
@@ -186,11 +176,11 @@ pub fn request_event(verdict: &Verdict, verify_us: u64, ctx: &EventContext<'_>, 
         Mode::Monitor => "monitor",
     };
     let mut event = event_fields(verdict, verify_us, extra);
-    event.insert("time".into(), ctx.time.into());
-    event.insert("mode".into(), mode.into());
-    event.insert("path".into(), path.get(..end).unwrap_or_default().into());
-    event.insert("status".into(), status.into());
-    serde_json::Value::Object(event).to_string()
+    event.insert("time", Field::Number(ctx.time));
+    event.insert("mode", Field::text(Some(mode)));
+    event.insert("path", Field::text(Some(path.get(..end).unwrap_or_default())));
+    event.insert("status", Field::Number(u64::from(status)));
+    event.into_json()
 }
 
 /// `unsigned`, `verified` or `rejected`.
@@ -206,6 +196,46 @@ pub fn verdict_kind(verdict: &Verdict) -> &'static str {
 mod tests {
     use super::*;
     use crate::verdict::Verified;
+    use alloc::string::ToString;
+
+    /// The event is the JSON object a `serde_json::Value` map of the same members prints:
+    /// members in key order, nulls kept, strings escaped, a host field replacing core's.
+    #[test]
+    fn events_are_byte_for_byte_the_sorted_json_object() {
+        let v = Verdict::Verified(Verified {
+            agent: Some("https://agent.test/\"q\"".into()),
+            keyid: "k\u{1}".into(),
+            label: "sig1".into(),
+            claimed_agent: None,
+            also: alloc::vec![Verified {
+                keyid: "kb".into(),
+                label: "b".into(),
+                claimed_agent: Some("https://b.test".into()),
+                ..Verified::default()
+            }],
+            discarded: alloc::vec![Rejected { label: Some("p".into()), ..Rejected::new(Reason::UnknownKey) }],
+            ..Verified::default()
+        });
+        let ctx = EventContext { time: 7, mode: Mode::Monitor, target: "/a/ü?x=1" };
+        let line = request_event(&v, 42, &ctx, &[("pop", "AMS"), ("mode", "ignored"), ("pop", "FRA")]);
+        let expected = serde_json::json!({
+            "agent": "https://agent.test/\"q\"", "keyid": "k\u{1}", "label": "sig1", "reason": null,
+            "verdict": "verified", "verify_us": 42, "time": 7, "mode": "monitor", "path": "/a/ü",
+            "status": 200, "pop": "FRA",
+            "also": [{"agent": null, "claimed_agent": "https://b.test", "keyid": "kb", "label": "b"}],
+            "discarded": [{"agent": null, "keyid": null, "label": "p", "reason": "unknown_key"}],
+        });
+        assert_eq!(line, expected.to_string());
+        let rejected = log_event(&Verdict::from(Reason::Expired), 3, &[]);
+        let expected = serde_json::json!({
+            "agent": null, "keyid": null, "label": null, "reason": "expired", "verdict": "rejected", "verify_us": 3,
+        });
+        assert_eq!(rejected, expected.to_string());
+        let problem = problem_json(Reason::Expired);
+        let parsed: serde_json::Value = serde_json::from_str(&problem).unwrap();
+        assert_eq!(problem, parsed.to_string());
+        assert_eq!(parsed["type"], "urn:botauth:problem:expired");
+    }
 
     #[test]
     fn every_verified_signature_is_one_list_item_and_the_discarded_are_logged() {

@@ -6,7 +6,7 @@
 //! - a failed fetch never evicts good keys: they stay usable until `stale_until`;
 //! - failures are negatively cached with backoff and `Retry-After`, at most 5 minutes.
 
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -343,32 +343,30 @@ impl Recorded {
     /// result (`ok` or a [`FetchError::code`], with its description), the key counts, the
     /// findings and the entry's instants. Never a response header or body value.
     pub fn log_event(&self, agent: &AgentDirectory, reason: FetchReason, extra: &[(&str, &str)]) -> String {
-        use serde_json::Value;
-        let mut event = serde_json::Map::new();
-        event.insert("event".into(), "directory_fetch".into());
-        event.insert("agent".into(), agent.label.as_str().into());
-        event.insert("directory".into(), agent.directory.as_str().into());
-        event.insert("reason".into(), reason.code().into());
+        use crate::event::{Event, Field};
+        let mut event = Event::new();
+        event.insert("event", Field::text(Some("directory_fetch")));
+        event.insert("agent", Field::text(Some(&agent.label)));
+        event.insert("directory", Field::text(Some(agent.directory.as_str())));
+        event.insert("reason", Field::text(Some(reason.code())));
         let (result, error, keys, skipped, findings) = match &self.result {
-            Ok(doc) => {
-                let findings: Vec<Value> = doc.findings.iter().map(|f| f.code().into()).collect();
-                ("ok", Value::Null, doc.keys.len(), doc.skipped.len(), findings)
-            }
-            Err(e) => (e.code(), alloc::format!("{e}").into(), self.entry.keys.len(), 0, Vec::new()),
+            Ok(doc) => ("ok", None, doc.keys.len(), doc.skipped.len(), doc.findings.iter().map(|f| f.code()).collect()),
+            Err(e) => (e.code(), Some(alloc::format!("{e}").into()), self.entry.keys.len(), 0, Vec::new()),
         };
-        event.insert("result".into(), result.into());
-        event.insert("error".into(), error);
-        event.insert("keys".into(), keys.into());
-        event.insert("skipped".into(), skipped.into());
-        event.insert("findings".into(), findings.into());
-        event.insert("fresh_until".into(), self.entry.fresh_until.into());
-        event.insert("stale_until".into(), self.entry.stale_until.into());
-        event.insert("retry_after".into(), self.entry.retry_after.into());
-        event.insert("failures".into(), self.entry.failures.into());
+        let count = |n: usize| Field::Number(u64::try_from(n).unwrap_or(u64::MAX));
+        event.insert("result", Field::text(Some(result)));
+        event.insert("error", Field::Text(error));
+        event.insert("keys", count(keys));
+        event.insert("skipped", count(skipped));
+        event.insert("findings", Field::Texts(findings));
+        event.insert("fresh_until", Field::Number(self.entry.fresh_until));
+        event.insert("stale_until", Field::Number(self.entry.stale_until));
+        event.insert("retry_after", Field::Number(self.entry.retry_after));
+        event.insert("failures", Field::Number(u64::from(self.entry.failures)));
         for (k, v) in extra {
-            event.insert(String::from(*k), (*v).into());
+            event.insert(k, Field::text(Some(v)));
         }
-        Value::Object(event).to_string()
+        event.into_json()
     }
 }
 
@@ -488,6 +486,7 @@ fn first_line(fields: &dyn Request, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::string::ToString;
 
     #[test]
     fn refresh_at_is_when_refresh_due_starts() {
@@ -516,8 +515,9 @@ mod tests {
             Fetched::Response { status: 404, fields: &fields, body: b"<secret>" },
             1000,
         );
-        let line: serde_json::Value =
-            serde_json::from_str(&failed.log_event(agent, FetchReason::NoKeys, &[("pop", "XXX")])).unwrap();
+        let text = failed.log_event(agent, FetchReason::NoKeys, &[("pop", "XXX")]);
+        let line: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(text, line.to_string(), "members in key order, as a serde_json map prints them");
         assert_eq!(line["event"], "directory_fetch");
         assert_eq!(line["agent"], "chatgpt.com");
         assert_eq!(line["reason"], "no_keys");
@@ -528,7 +528,9 @@ mod tests {
         assert!(!line.to_string().contains("secret"), "no body value");
         let body = br#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"7F_3jDlxaquwh291MiACkcS3Opq88NksyHiakzS-Y1g"}]}"#;
         let ok = record(None, &dirs, agent, false, Fetched::Response { status: 200, fields: &fields, body }, 1000);
-        let line: serde_json::Value = serde_json::from_str(&ok.log_event(agent, FetchReason::Stale, &[])).unwrap();
+        let text = ok.log_event(agent, FetchReason::Stale, &[]);
+        let line: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(text, line.to_string(), "members in key order, as a serde_json map prints them");
         assert_eq!((line["result"].as_str(), line["keys"].as_u64()), (Some("ok"), Some(1)));
         assert_eq!(line["fresh_until"], 1300);
         assert_eq!(line["findings"], serde_json::json!(["no_kid", "media_type", "unsigned"]));
