@@ -43,7 +43,7 @@ fn text(v: &[u8]) -> Option<String> {
 pub fn build(host: HostRequest, scheme: Option<&str>, authority: AuthoritySource) -> HttpRequest {
     let mut req = HttpRequest::default();
     let (mut pseudo_authority, mut host_field, mut path, mut pseudo_scheme) = (None, None, None, None);
-    for (name, value) in host.headers {
+    for (mut name, value) in host.headers {
         if let Some(pseudo) = name.strip_prefix(':') {
             match pseudo {
                 "method" => req.method = text(&value).unwrap_or_default(),
@@ -54,7 +54,7 @@ pub fn build(host: HostRequest, scheme: Option<&str>, authority: AuthoritySource
             }
             continue;
         }
-        let name = name.to_ascii_lowercase();
+        name.make_ascii_lowercase(); // in place: the host's name is ours already
         if name == "host" && host_field.is_none() {
             host_field = text(&value);
         }
