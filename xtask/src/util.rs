@@ -48,14 +48,16 @@ pub fn fmt_check() -> Result<(), String> {
     run(cargo().args(["fmt", "--all", "--", "--check"]))
 }
 
-/// Clippy with warnings denied: the native workspace, core on the other backend, and the
-/// two adapters for their real target.
+/// Clippy with warnings denied: the native workspace, core on the other backend, the two
+/// adapters for their real target, and the filter's `bench-phases` build (bench-only code
+/// that no test compiles).
 pub fn clippy() -> Result<(), String> {
     ensure_target("wasm32-wasip1")?;
-    let scopes: [&[&str]; 3] = [
+    let scopes: [&[&str]; 4] = [
         &["--workspace", "--exclude", "botauth-fastly", "--exclude", "botauth-proxy-wasm"],
         &["-p", "botauth-core", "--no-default-features", "--features", "ed25519-dalek"],
         &["--target", "wasm32-wasip1", "-p", "botauth-fastly", "-p", "botauth-proxy-wasm"],
+        &["--target", "wasm32-wasip1", "-p", "botauth-proxy-wasm", "--features", "bench-phases"],
     ];
     for scope in scopes {
         run(cargo().arg("clippy").args(scope).args(["--all-targets", "--", "-D", "warnings"]))?;
