@@ -100,20 +100,35 @@ struct Waiter {
     deadline_ms: u64,
 }
 
+/// One agent's shared entry, as this worker last saw it.
+#[derive(Clone, Copy, Default)]
+struct Synced {
+    /// Its CAS when this worker last parsed it (or wrote it).
+    cas: Option<u32>,
+    /// When the tick refreshes it (freshness end plus jitter; 0: at the next tick).
+    refresh_at: u64,
+}
+
 #[derive(Default)]
 struct DirState {
     /// What this worker knows, by canonical agent URI.
     entries: Entries,
-    /// The CAS of each agent's shared entry when this worker last parsed it.
-    cas: BTreeMap<String, u32>,
-    /// When the tick refreshes a loaded agent (freshness end plus jitter).
-    refresh_at: BTreeMap<String, u64>,
+    /// What this worker did with each agent's shared entry.
+    synced: BTreeMap<String, Synced>,
+    /// By canonical agent (a handful: the allow-listed agents being fetched; an answer's call
+    /// token is found among them).
     in_flight: BTreeMap<String, InFlight>,
-    /// Call token → canonical agent.
-    tokens: BTreeMap<u32, String>,
     waiters: Vec<Waiter>,
     /// Requests resumed by another context that must verify again once their body is in.
-    awaiting_body: BTreeMap<u32, HttpRequest>,
+    awaiting_body: Vec<(u32, HttpRequest)>,
+}
+
+impl DirState {
+    /// The request kept for context `id` until its body is in, taken out.
+    fn take_awaiting(&mut self, id: u32) -> Option<HttpRequest> {
+        let at = self.awaiting_body.iter().position(|(context, _)| *context == id)?;
+        Some(self.awaiting_body.swap_remove(at).1)
+    }
 }
 
 impl Shared {
@@ -142,7 +157,7 @@ impl Context for Root {
     fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _num_trailers: usize) {
         let states = self.shared.iter().chain(self.retired.iter());
         for shared in states {
-            if shared.dir.borrow().tokens.contains_key(&token) {
+            if shared.dir.borrow().in_flight.values().any(|f| f.token == token) {
                 complete(shared, token, num_headers, body_size, self.id);
                 return;
             }
@@ -354,7 +369,7 @@ impl HttpContext for Http {
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let Some(shared) = self.shared.clone() else { return Action::Pause };
         if self.awaiting_body.is_none() {
-            self.awaiting_body = shared.dir.borrow_mut().awaiting_body.remove(&self.id);
+            self.awaiting_body = shared.dir.borrow_mut().take_awaiting(self.id);
         }
         if self.awaiting_body.is_none() {
             return Action::Continue;
@@ -386,7 +401,7 @@ impl HttpContext for Http {
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
         let Some(shared) = self.shared.clone() else { return Action::Continue };
         if self.awaiting_body.is_none() {
-            self.awaiting_body = shared.dir.borrow_mut().awaiting_body.remove(&self.id);
+            self.awaiting_body = shared.dir.borrow_mut().take_awaiting(self.id);
         }
         // Trailers end a body that never reported its end: fail closed rather than let a body
         // with an unchecked digest through.
@@ -453,7 +468,7 @@ fn evaluate(shared: &Shared, req: &HttpRequest, may_fetch: bool) -> Eval {
             drop(st);
             if let Some(f) = refresh {
                 // A stale directory: the next tick refreshes it, without jitter.
-                shared.dir.borrow_mut().refresh_at.insert(f.agent.agent.as_str().to_string(), 0);
+                shared.dir.borrow_mut().synced.entry(f.agent.agent.as_str().to_string()).or_default().refresh_at = 0;
             }
             Eval::Done(verdict, us)
         }
@@ -604,10 +619,10 @@ fn sync(shared: &Shared, agent: &AgentDirectory) -> bool {
     let Ok((value, Some(cas))) = hostcalls::get_shared_data(&key) else { return false };
     let canonical = agent.agent.as_str();
     let mut st = shared.dir.borrow_mut();
-    if st.cas.get(canonical) == Some(&cas) {
+    if st.synced.get(canonical).and_then(|s| s.cas) == Some(cas) {
         return false;
     }
-    st.cas.insert(canonical.to_string(), cas);
+    st.synced.entry(canonical.to_string()).or_default().cas = Some(cas);
     let value = value.unwrap_or_default();
     if value.iter().all(u8::is_ascii_whitespace) {
         return false; // the placeholder written at configuration: nothing published yet
@@ -615,7 +630,7 @@ fn sync(shared: &Shared, agent: &AgentDirectory) -> bool {
     match Entry::from_json(&value) {
         Some(entry) => {
             let at = entry.fresh_until.saturating_add(dir::jitter(shared.seed, &entry));
-            st.refresh_at.insert(canonical.to_string(), at);
+            st.synced.entry(canonical.to_string()).or_default().refresh_at = at;
             st.entries.insert(canonical.to_string(), entry);
             true
         }
@@ -731,7 +746,6 @@ fn start_fetch(shared: &Shared, agent: &str, owner: u32, reason: FetchReason) ->
         Ok(token) => {
             let mut st = shared.dir.borrow_mut();
             st.in_flight.insert(agent.to_string(), InFlight { token, owner, started_ms: now_ms, leased, reason });
-            st.tokens.insert(token, agent.to_string());
             Started::Dispatched
         }
         Err(e) => {
@@ -778,11 +792,11 @@ fn store(shared: &Shared, agent: &AgentDirectory, answer: Answer, reason: FetchR
         if published {
             // Learn the CAS of what was just written, so this worker does not parse it again.
             if let Ok((_, Some(cas))) = hostcalls::get_shared_data(&key) {
-                st.cas.insert(canonical.to_string(), cas);
+                st.synced.entry(canonical.to_string()).or_default().cas = Some(cas);
             }
         }
         let at = recorded.entry.fresh_until.saturating_add(dir::jitter(shared.seed, &recorded.entry));
-        st.refresh_at.insert(canonical.to_string(), at);
+        st.synced.entry(canonical.to_string()).or_default().refresh_at = at;
         st.entries.insert(canonical.to_string(), recorded.entry.clone());
     }
     let ok = recorded.result.is_ok();
@@ -806,7 +820,9 @@ fn store(shared: &Shared, agent: &AgentDirectory, answer: Answer, reason: FetchR
 fn complete(shared: &Shared, token: u32, num_headers: usize, body_size: usize, current: u32) {
     let (agent, flight) = {
         let mut st = shared.dir.borrow_mut();
-        let Some(agent) = st.tokens.remove(&token) else { return };
+        let Some(agent) = st.in_flight.iter().find(|(_, f)| f.token == token).map(|(a, _)| a.clone()) else {
+            return;
+        };
         let flight = st.in_flight.remove(&agent);
         (agent, flight)
     };
@@ -859,7 +875,9 @@ fn resume(shared: &Shared, w: Waiter, current: u32, timed_out: bool) {
     let mut awaiting = None;
     let action = headers_verdict(shared, verdict, us, w.req, w.digest_pending, &mut awaiting);
     if let Some(req) = awaiting {
-        shared.dir.borrow_mut().awaiting_body.insert(w.context, req);
+        let mut st = shared.dir.borrow_mut();
+        st.take_awaiting(w.context);
+        st.awaiting_body.push((w.context, req));
     }
     if action == Action::Continue {
         let _ = hostcalls::resume_http_request();
@@ -904,14 +922,7 @@ fn tick(shared: &Shared) {
             .get(canonical)
             .is_some_and(|f| now_ms > f.started_ms.saturating_add(timeout_ms).saturating_add(2000));
         if stuck {
-            let flight = {
-                let mut st = shared.dir.borrow_mut();
-                let f = st.in_flight.remove(canonical);
-                if let Some(f) = &f {
-                    st.tokens.remove(&f.token);
-                }
-                f
-            };
+            let flight = shared.dir.borrow_mut().in_flight.remove(canonical);
             if flight.is_some_and(|f| f.leased) {
                 release(shared, a);
             }
@@ -934,7 +945,7 @@ fn tick(shared: &Shared) {
         }
         let due = |shared: &Shared| {
             let st = shared.dir.borrow();
-            let at = st.refresh_at.get(canonical).copied().unwrap_or(0);
+            let at = st.synced.get(canonical).map_or(0, |s| s.refresh_at);
             dir::tick_fetch(st.entries.get(canonical), at, cfg.cache.prefetch, now)
         };
         if due(shared) {
@@ -956,13 +967,12 @@ fn abandon(shared: &Shared, context: u32) {
     let owned: Vec<(String, InFlight)> = {
         let Ok(mut st) = shared.dir.try_borrow_mut() else { return };
         st.waiters.retain(|w| w.context != context);
-        st.awaiting_body.remove(&context);
+        st.take_awaiting(context);
         let agents: Vec<String> =
             st.in_flight.iter().filter(|(_, f)| f.owner == context).map(|(a, _)| a.clone()).collect();
         let mut owned = Vec::new();
         for agent in agents {
             if let Some(f) = st.in_flight.remove(&agent) {
-                st.tokens.remove(&f.token);
                 owned.push((agent, f));
             }
         }

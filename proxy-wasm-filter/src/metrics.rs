@@ -80,7 +80,7 @@ fn segment(label: &str) -> String {
 #[cfg(target_arch = "wasm32")]
 #[derive(Default)]
 pub struct Metrics {
-    ids: std::cell::RefCell<std::collections::HashMap<String, u32>>,
+    ids: std::cell::RefCell<std::collections::BTreeMap<String, u32>>,
 }
 
 #[cfg(target_arch = "wasm32")]
