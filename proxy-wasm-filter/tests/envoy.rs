@@ -751,6 +751,9 @@ fn openssl_verify_us() -> f64 {
     1e6 / verify_per_s
 }
 
+/// Rounds of the load bench: every scenario runs once per round, in turn.
+const ROUNDS: usize = 5;
+
 // The load bench's scenarios (rows of BENCHMARKS.md), looked up by name below.
 const NO_FILTER: &str = "Envoy, no filter";
 const STRIP_ONLY: &str = "Envoy + header_mutation only (the strip step, no wasm filter), unsigned";
@@ -819,12 +822,14 @@ fn swap_wasm(yaml: &str, shipped: &std::path::Path, n: usize, with: Option<&std:
 fn load_bench() {
     let seconds: u64 = std::env::var("BOTAUTH_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     let case = verified_case();
-    let (admin, plain, strip, matched, early, unmatched, quiet, nokey, nolog, nometrics, small) = match ports(11)[..] {
-        [a, p, t, m, e, u, q, n, l, c, s] => (a, p, t, m, e, u, q, n, l, c, s),
+    // One call: ports from separate calls may coincide.
+    let all = ports(16);
+    let (admin, plain, strip, matched, early, unmatched, quiet, nokey) = match all[..8] {
+        [a, p, t, m, e, u, q, n] => (a, p, t, m, e, u, q, n),
         _ => unreachable!(),
     };
-    let (proxied_plain, proxied, phases, upstream_port, upstream_admin) = match ports(5)[..] {
-        [p, m, f, u, a] => (p, m, f, u, a),
+    let (nolog, nometrics, small, proxied_plain, proxied, phases, upstream_port, upstream_admin) = match all[8..] {
+        [l, c, s, p, m, f, u, a] => (l, c, s, p, m, f, u, a),
         _ => unreachable!(),
     };
     let config = plugin_config(&case, "enforce", None).unwrap_or_else(|e| panic!("{e}"));
@@ -948,9 +953,11 @@ fn load_bench() {
         wrk(*port, headers, 8, 2); // warm-up (V8 tiers up hot code)
     }
     // Latency with one connection (no queueing), throughput with eight; the scenarios take
-    // turns over three rounds and each reports its median (the machine is shared and noisy).
+    // turns over the rounds (the machine is shared and noisy: what other tenants do only ever
+    // slows a round down, so each scenario reports its best round's p50 and req/s, and the
+    // median round's p99).
     let mut samples: Vec<Vec<(Load, Load)>> = scenarios.iter().map(|_| Vec::new()).collect();
-    for _ in 0..3 {
+    for _ in 0..ROUNDS {
         for (i, (_, port, headers)) in scenarios.iter().enumerate() {
             samples[i].push((wrk(*port, headers, 1, seconds), wrk(*port, headers, 8, seconds)));
         }
@@ -963,13 +970,13 @@ fn load_bench() {
         .iter()
         .zip(samples)
         .map(|((name, ..), s)| {
-            // Each figure's median over the rounds, separately.
-            let medians = |loads: Vec<&Load>| Load {
-                rps: median(loads.iter().map(|l| l.rps).collect()),
-                p50_us: median(loads.iter().map(|l| l.p50_us).collect()),
+            // Each figure over the rounds, separately.
+            let best = |loads: Vec<&Load>| Load {
+                rps: loads.iter().map(|l| l.rps).fold(0.0, f64::max),
+                p50_us: loads.iter().map(|l| l.p50_us).fold(f64::INFINITY, f64::min),
                 p99_us: median(loads.iter().map(|l| l.p99_us).collect()),
             };
-            (*name, medians(s.iter().map(|(l, _)| l).collect()), medians(s.iter().map(|(_, t)| t).collect()))
+            (*name, best(s.iter().map(|(l, _)| l).collect()), best(s.iter().map(|(_, t)| t).collect()))
         })
         .collect();
     let counters = envoy.counters("botauth");
@@ -1002,7 +1009,8 @@ fn load_bench() {
         "### Envoy 1.40 + proxy-wasm filter (V8), load\n\n\
          Run on {date}. One Envoy worker, one listener per row; the shipped chain is header_mutation, then the filter inside \
          composite + ExtensionWithMatcher; `wrk -t1 -d{seconds}s` with 1 connection (latency) and 8 connections \
-         (throughput), after a 2 s warm-up per scenario; medians of 3 interleaved rounds; Envoy answers with a `direct_response` \
+         (throughput), after a 2 s warm-up per scenario; {ROUNDS} interleaved rounds, each scenario's best round for p50 and req/s \
+         (interference from other tenants only slows a round down) and its median round for p99; Envoy answers with a `direct_response` \
          (no upstream), except in the rows proxying to an upstream (a second Envoy, one worker, answering on 127.0.0.1). Signed traffic repeats one fixture request (clock fixed, replay cache off). Worker time per request \
          is 1/req/s at 8 connections (the one worker is saturated).\n\n\
          | scenario | p50 (1 conn) | p99 (1 conn) | req/s (8 conns) | worker time |\n|---|---:|---:|---:|---:|\n"
@@ -1055,8 +1063,8 @@ fn load_bench() {
          - without the matcher (a wasm context per request): {:+.1}% req/s, {:+.0} µs p50\n\
          - proxied to an upstream (a second Envoy on 127.0.0.1 answering; what a gateway does, against the same hop with no filter): \
          as shipped {:+.1}% req/s, {:+.0} µs p50; signed (verified) {:+.1}% req/s, {:+.0} µs p50. The upstream Envoy shares the \
-         machine's two cores with the gateway and wrk, so these rows compare req/s and p50 only (their worker time is not one \
-         saturated worker's)\n",
+         machine's two cores with the gateway and wrk, so the gateway's worker is not what saturates: these rows are indicative \
+         (req/s and p50 move with all three processes), not a measure of the filter's cost\n",
         pct(unsigned, base),
         unsigned.1.p50_us - base.1.p50_us,
         pct(strip, base),
