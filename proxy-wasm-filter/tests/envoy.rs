@@ -699,7 +699,14 @@ fn wrk(port: u16, headers: &[(String, String)], connections: u32, seconds: u64) 
 
 /// [`wrk`]; `ok`: every answer must be 2xx (else every answer must not be).
 fn wrk_answering(port: u16, headers: &[(String, String)], connections: u32, seconds: u64, ok: bool) -> Load {
-    let mut cmd = std::process::Command::new("wrk");
+    let mut cmd = match WRK_CPUS.get() {
+        Some(cpus) => {
+            let mut taskset = std::process::Command::new("taskset");
+            taskset.args(["-c", cpus, "wrk"]);
+            taskset
+        }
+        None => std::process::Command::new("wrk"),
+    };
     cmd.args(["-t1", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency"]);
     for (n, v) in headers {
         cmd.arg("-H").arg(format!("{n}: {v}"));
@@ -750,6 +757,9 @@ fn openssl_verify_us() -> f64 {
     let verify_per_s: f64 = line.split_whitespace().last().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
     1e6 / verify_per_s
 }
+
+/// Where the load bench runs wrk (and the upstream Envoy), when it pins processes to CPUs.
+static WRK_CPUS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// Rounds of the load bench: every scenario runs once per round, in turn.
 const ROUNDS: usize = 5;
@@ -882,7 +892,25 @@ fn load_bench() {
     let proxied_listeners = [proxied_plain, proxied];
     // The upstream of the proxied rows: a second Envoy (one worker) that answers itself, so
     // the gateway's work per request is what a gateway does, a hop to a real upstream.
-    let _upstream = Envoy::start(&answering_envoy(upstream_admin, upstream_port), upstream_admin, &[upstream_port]);
+    // With two CPUs or more, the gateway Envoy has the last one to itself, and wrk and the
+    // upstream share the others: the gateway's one worker is what saturates, in the proxied
+    // rows too, so its worker time is 1/req/s there as well.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (gateway_cpu, others) = match cpus {
+        0 | 1 => (None, None),
+        2 => (Some("1".to_string()), Some("0".to_string())),
+        n => (Some(format!("{}", n - 1)), Some(format!("0-{}", n - 2))),
+    };
+    if let Some(others) = &others {
+        let _ = WRK_CPUS.set(others.clone());
+    }
+    let _upstream = Envoy::start_on(
+        &answering_envoy(upstream_admin, upstream_port),
+        upstream_admin,
+        &[upstream_port],
+        1,
+        others.as_deref(),
+    );
     let yaml = render_main(admin, upstream_port, &listeners);
     let shipped_wasm = wasm();
     let phases_wasm = std::env::var_os("BOTAUTH_WASM_PHASES").map(std::path::PathBuf::from);
@@ -901,7 +929,8 @@ fn load_bench() {
         yaml.push_str(part);
     }
     assert!(parts.next().is_none() && yaml.matches(direct).count() == listeners.len() - 2, "one route per listener");
-    let envoy = Envoy::start(&yaml, admin, &listeners.iter().map(|l| l.port).collect::<Vec<_>>());
+    let ports: Vec<u16> = listeners.iter().map(|l| l.port).collect();
+    let envoy = Envoy::start_on(&yaml, admin, &ports, 1, gateway_cpu.as_deref());
 
     // Every request carries a browser's User-Agent, as real traffic does: the matcher's claims
     // predicates look at it on every request.
@@ -1005,9 +1034,18 @@ fn load_bench() {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
+    let placement = match (&gateway_cpu, &others) {
+        (Some(g), Some(o)) => format!(
+            "The gateway Envoy runs on CPU {g} alone, wrk and the upstream Envoy on CPU {o} (`taskset`), so the gateway's \
+             worker is what saturates in every row, the proxied ones too"
+        ),
+        _ => "One CPU: wrk and the upstream Envoy share it with the gateway, so the proxied rows' worker time is not the \
+              gateway's alone"
+            .to_string(),
+    };
     let mut md = format!(
         "### Envoy 1.40 + proxy-wasm filter (V8), load\n\n\
-         Run on {date}. One Envoy worker, one listener per row; the shipped chain is header_mutation, then the filter inside \
+         Run on {date}. {placement}. One Envoy worker, one listener per row; the shipped chain is header_mutation, then the filter inside \
          composite + ExtensionWithMatcher; `wrk -t1 -d{seconds}s` with 1 connection (latency) and 8 connections \
          (throughput), after a 2 s warm-up per scenario; {ROUNDS} interleaved rounds, each scenario's best round for p50 and req/s \
          (interference from other tenants only slows a round down) and its median round for p99; Envoy answers with a `direct_response` \
@@ -1062,9 +1100,7 @@ fn load_bench() {
          - the strip as the connection manager's `early_header_mutation_extensions` instead, then the matcher: {:+.1}% req/s, {:+.0} µs p50\n\
          - without the matcher (a wasm context per request): {:+.1}% req/s, {:+.0} µs p50\n\
          - proxied to an upstream (a second Envoy on 127.0.0.1 answering; what a gateway does, against the same hop with no filter): \
-         as shipped {:+.1}% req/s, {:+.0} µs p50; signed (verified) {:+.1}% req/s, {:+.0} µs p50. The upstream Envoy shares the \
-         machine's two cores with the gateway and wrk, so the gateway's worker is not what saturates: these rows are indicative \
-         (req/s and p50 move with all three processes), not a measure of the filter's cost\n",
+         as shipped {:+.1}% req/s, {:+.0} µs p50; signed (verified) {:+.1}% req/s, {:+.0} µs p50\n",
         pct(unsigned, base),
         unsigned.1.p50_us - base.1.p50_us,
         pct(strip, base),

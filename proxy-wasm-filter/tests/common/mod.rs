@@ -262,9 +262,21 @@ impl Envoy {
     }
 
     pub fn spawn(dir: PathBuf, yaml: &str, admin: u16, concurrency: u32) -> Self {
+        Self::spawn_on(dir, yaml, admin, concurrency, None)
+    }
+
+    /// [`Envoy::spawn`], on the CPUs `cpus` only (`taskset -c`) when given.
+    pub fn spawn_on(dir: PathBuf, yaml: &str, admin: u16, concurrency: u32, cpus: Option<&str>) -> Self {
         let config = dir.join("envoy.yaml");
         std::fs::write(&config, yaml).unwrap_or_else(|e| panic!("{}: {e}", config.display()));
-        let mut cmd = std::process::Command::new(envoy_bin());
+        let mut cmd = match cpus {
+            Some(cpus) => {
+                let mut taskset = std::process::Command::new("taskset");
+                taskset.args(["-c", cpus]).arg(envoy_bin());
+                taskset
+            }
+            None => std::process::Command::new(envoy_bin()),
+        };
         cmd.arg("-c")
             .arg(&config)
             .args(["--concurrency", &concurrency.to_string()])
@@ -284,7 +296,12 @@ impl Envoy {
 
     /// [`Envoy::start`] with `concurrency` workers.
     pub fn start_with(yaml: &str, admin: u16, ports: &[u16], concurrency: u32) -> Self {
-        let mut envoy = Self::spawn(Self::dir(), yaml, admin, concurrency);
+        Self::start_on(yaml, admin, ports, concurrency, None)
+    }
+
+    /// [`Envoy::start_with`], on the CPUs `cpus` only (`taskset -c`) when given.
+    pub fn start_on(yaml: &str, admin: u16, ports: &[u16], concurrency: u32, cpus: Option<&str>) -> Self {
+        let mut envoy = Self::spawn_on(Self::dir(), yaml, admin, concurrency, cpus);
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             if let Err(e) = envoy.child.ensure_running() {
