@@ -124,6 +124,17 @@ struct DirState {
 }
 
 impl DirState {
+    /// What this worker did with `agent`'s shared entry, made on first use.
+    fn synced_mut(&mut self, agent: &str) -> &mut Synced {
+        self.synced.entry(agent.to_string()).or_default()
+    }
+
+    /// Keep `req` for context `id` until its body is in (replacing one kept before).
+    fn keep_awaiting(&mut self, id: u32, req: HttpRequest) {
+        self.take_awaiting(id);
+        self.awaiting_body.push((id, req));
+    }
+
     /// The request kept for context `id` until its body is in, taken out.
     fn take_awaiting(&mut self, id: u32) -> Option<HttpRequest> {
         let at = self.awaiting_body.iter().position(|(context, _)| *context == id)?;
@@ -468,7 +479,7 @@ fn evaluate(shared: &Shared, req: &HttpRequest, may_fetch: bool) -> Eval {
             drop(st);
             if let Some(f) = refresh {
                 // A stale directory: the next tick refreshes it, without jitter.
-                shared.dir.borrow_mut().synced.entry(f.agent.agent.as_str().to_string()).or_default().refresh_at = 0;
+                shared.dir.borrow_mut().synced_mut(f.agent.agent.as_str()).refresh_at = 0;
             }
             Eval::Done(verdict, us)
         }
@@ -622,7 +633,7 @@ fn sync(shared: &Shared, agent: &AgentDirectory) -> bool {
     if st.synced.get(canonical).and_then(|s| s.cas) == Some(cas) {
         return false;
     }
-    st.synced.entry(canonical.to_string()).or_default().cas = Some(cas);
+    st.synced_mut(canonical).cas = Some(cas);
     let value = value.unwrap_or_default();
     if value.iter().all(u8::is_ascii_whitespace) {
         return false; // the placeholder written at configuration: nothing published yet
@@ -630,7 +641,7 @@ fn sync(shared: &Shared, agent: &AgentDirectory) -> bool {
     match Entry::from_json(&value) {
         Some(entry) => {
             let at = entry.fresh_until.saturating_add(dir::jitter(shared.seed, &entry));
-            st.synced.entry(canonical.to_string()).or_default().refresh_at = at;
+            st.synced_mut(canonical).refresh_at = at;
             st.entries.insert(canonical.to_string(), entry);
             true
         }
@@ -792,11 +803,11 @@ fn store(shared: &Shared, agent: &AgentDirectory, answer: Answer, reason: FetchR
         if published {
             // Learn the CAS of what was just written, so this worker does not parse it again.
             if let Ok((_, Some(cas))) = hostcalls::get_shared_data(&key) {
-                st.synced.entry(canonical.to_string()).or_default().cas = Some(cas);
+                st.synced_mut(canonical).cas = Some(cas);
             }
         }
         let at = recorded.entry.fresh_until.saturating_add(dir::jitter(shared.seed, &recorded.entry));
-        st.synced.entry(canonical.to_string()).or_default().refresh_at = at;
+        st.synced_mut(canonical).refresh_at = at;
         st.entries.insert(canonical.to_string(), recorded.entry.clone());
     }
     let ok = recorded.result.is_ok();
@@ -875,9 +886,7 @@ fn resume(shared: &Shared, w: Waiter, current: u32, timed_out: bool) {
     let mut awaiting = None;
     let action = headers_verdict(shared, verdict, us, w.req, w.digest_pending, &mut awaiting);
     if let Some(req) = awaiting {
-        let mut st = shared.dir.borrow_mut();
-        st.take_awaiting(w.context);
-        st.awaiting_body.push((w.context, req));
+        shared.dir.borrow_mut().keep_awaiting(w.context, req);
     }
     if action == Action::Continue {
         let _ = hostcalls::resume_http_request();

@@ -24,7 +24,7 @@ use botauth_core::outcome::verdict_header;
 use botauth_core::{check_replay, verify, MemoryNonceStore, Verdict};
 use botauth_testkit::origin::Origin;
 use botauth_testkit::raw_http::{self, Response};
-use common::{ports, render_main, seen_headers, values, wasm, Chain, Envoy, Listener};
+use common::{command_on, ports, render_main, seen_headers, values, wasm, Chain, Envoy, Listener};
 use fixture::{Case, ExpectedVerdict};
 use serde_json::{json, Value};
 
@@ -699,14 +699,7 @@ fn wrk(port: u16, headers: &[(String, String)], connections: u32, seconds: u64) 
 
 /// [`wrk`]; `ok`: every answer must be 2xx (else every answer must not be).
 fn wrk_answering(port: u16, headers: &[(String, String)], connections: u32, seconds: u64, ok: bool) -> Load {
-    let mut cmd = match WRK_CPUS.get() {
-        Some(cpus) => {
-            let mut taskset = std::process::Command::new("taskset");
-            taskset.args(["-c", cpus, "wrk"]);
-            taskset
-        }
-        None => std::process::Command::new("wrk"),
-    };
+    let mut cmd = command_on("wrk", WRK_CPUS.get().map(String::as_str));
     cmd.args(["-t1", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency"]);
     for (n, v) in headers {
         cmd.arg("-H").arg(format!("{n}: {v}"));
@@ -929,8 +922,8 @@ fn load_bench() {
         yaml.push_str(part);
     }
     assert!(parts.next().is_none() && yaml.matches(direct).count() == listeners.len() - 2, "one route per listener");
-    let ports: Vec<u16> = listeners.iter().map(|l| l.port).collect();
-    let envoy = Envoy::start_on(&yaml, admin, &ports, 1, gateway_cpu.as_deref());
+    let listener_ports: Vec<u16> = listeners.iter().map(|l| l.port).collect();
+    let envoy = Envoy::start_on(&yaml, admin, &listener_ports, 1, gateway_cpu.as_deref());
 
     // Every request carries a browser's User-Agent, as real traffic does: the matcher's claims
     // predicates look at it on every request.

@@ -189,6 +189,18 @@ pub fn listener_yaml(example: &str, listeners: &[Listener], wasm: &Path) -> Stri
     out
 }
 
+/// A command for `program`, run on the CPUs `cpus` only (`taskset -c`) when given.
+pub fn command_on(program: impl AsRef<std::ffi::OsStr>, cpus: Option<&str>) -> std::process::Command {
+    match cpus {
+        Some(cpus) => {
+            let mut taskset = std::process::Command::new("taskset");
+            taskset.args(["-c", cpus]).arg(program);
+            taskset
+        }
+        None => std::process::Command::new(program),
+    }
+}
+
 /// What a test Envoy is made of.
 pub struct Layout<'a> {
     /// The example file rendered (one of the constants above).
@@ -269,14 +281,7 @@ impl Envoy {
     pub fn spawn_on(dir: PathBuf, yaml: &str, admin: u16, concurrency: u32, cpus: Option<&str>) -> Self {
         let config = dir.join("envoy.yaml");
         std::fs::write(&config, yaml).unwrap_or_else(|e| panic!("{}: {e}", config.display()));
-        let mut cmd = match cpus {
-            Some(cpus) => {
-                let mut taskset = std::process::Command::new("taskset");
-                taskset.args(["-c", cpus]).arg(envoy_bin());
-                taskset
-            }
-            None => std::process::Command::new(envoy_bin()),
-        };
+        let mut cmd = command_on(envoy_bin(), cpus);
         cmd.arg("-c")
             .arg(&config)
             .args(["--concurrency", &concurrency.to_string()])
