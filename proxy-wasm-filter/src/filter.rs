@@ -332,7 +332,7 @@ impl HttpContext for Http {
             return Action::Continue;
         }
         // Signed: the whole map is read anyway, so the host is asked to strip only when a
-        // client sent one of those headers (never, behind the shipped header_mutation) or the
+        // client sent one of those headers (never, behind the shipped early header mutation) or the
         // map could not be read; core's request never holds them either.
         let mut host = read_request();
         if stop == Some(bench::Phase::Read) {

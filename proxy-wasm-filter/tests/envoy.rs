@@ -1,5 +1,5 @@
 //! The filter inside a real Envoy (1.40, V8), driven over loopback: the fixture suite, the
-//! shipped filter chain (header_mutation + composite matcher), monitor mode, replay, bad
+//! shipped filter chain (early header mutation + composite matcher), monitor mode, replay, bad
 //! configurations, hot reload, and the load bench.
 //!
 //! Run by `cargo xtask test` (which builds the release .wasm and installs Envoy into
@@ -296,10 +296,10 @@ fn single(config: Value) -> (Envoy, Origin, u16) {
     (envoy, origin, port)
 }
 
-/// The shipped chain (header_mutation, then the filter behind composite +
-/// ExtensionWithMatcher) and the filter alone in the chain: forged verdict and agent
-/// headers on unsigned requests never reach the origin (stripped natively, resp. by the
-/// filter), signed requests carry exactly the filter's one verdict header, and the composite
+/// The shipped chain (the connection manager's early header mutation, then the filter behind
+/// composite + ExtensionWithMatcher) and the filter alone in the chain: forged verdict,
+/// verdict-auth and agent headers (repeated, in any case) on unsigned requests never reach
+/// the origin (stripped natively, resp. by the filter), signed requests carry exactly the filter's one verdict header, and the composite
 /// filter delegates to the wasm filter exactly once per signed request (unsigned requests
 /// never create a wasm context).
 #[test]
@@ -307,7 +307,12 @@ fn shipped_chain_strips_forgeries_and_runs_the_filter_only_when_signed() {
     let case = verified_case();
     let config = plugin_config(&case, "enforce", None).unwrap_or_else(|e| panic!("{e}"));
     let (_origin, envoy, shipped, alone) = both_chains(config);
-    let forged = [("botauth-verdict", "verified;agent=\"https://evil.test\""), ("BotAuth-Agent", "chatgpt")];
+    let forged = [
+        ("botauth-verdict", "verified;agent=\"https://evil.test\""),
+        ("Botauth-Verdict", "verified"),
+        ("BotAuth-Agent", "chatgpt"),
+        ("botauth-verdict-auth", "v1;forged"),
+    ];
     let mut unsigned = case.clone();
     unsigned.request.headers.retain(|(n, _)| !n.to_ascii_lowercase().starts_with("signature"));
     let want = core_verdict(&case).ok().as_ref().and_then(verdict_header).unwrap_or_default();
@@ -320,6 +325,10 @@ fn shipped_chain_strips_forgeries_and_runs_the_filter_only_when_signed() {
             let seen = seen_headers(&res);
             assert!(values(&seen, "botauth-verdict").is_empty(), "forged verdict reached the origin: {seen:?}");
             assert!(values(&seen, "botauth-agent").is_empty(), "forged agent reached the origin: {seen:?}");
+            assert!(
+                values(&seen, "botauth-verdict-auth").is_empty(),
+                "forged verdict-auth reached the origin: {seen:?}"
+            );
         }
         for _ in 0..3 {
             let res = send(port, &case, &forged);
@@ -327,6 +336,7 @@ fn shipped_chain_strips_forgeries_and_runs_the_filter_only_when_signed() {
             let seen = seen_headers(&res);
             assert_eq!(values(&seen, "botauth-verdict"), [want.as_str()], "exactly the filter's verdict");
             assert_eq!(values(&seen, "botauth-agent"), [label]);
+            assert!(values(&seen, "botauth-verdict-auth").is_empty(), "verdict_auth is off: {seen:?}");
         }
         assert_eq!(send(port, &tampered(&case), &forged).status, 403);
         if port == shipped {
@@ -345,7 +355,7 @@ fn shipped_chain_strips_forgeries_and_runs_the_filter_only_when_signed() {
 /// included): `envoy --mode validate`.
 #[test]
 fn examples_validate_in_envoy() {
-    for name in ["envoy.yaml", "local-ratelimit.yaml", "global-ratelimit.yaml"] {
+    for name in ["envoy.yaml", "local-ratelimit.yaml", "global-ratelimit.yaml", "source-limits.yaml"] {
         let path = common::root().join("examples/envoy").join(name);
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
         // The example names the .wasm relative to the repository root.
@@ -759,9 +769,10 @@ const ROUNDS: usize = 5;
 
 // The load bench's scenarios (rows of BENCHMARKS.md), looked up by name below.
 const NO_FILTER: &str = "Envoy, no filter";
-const STRIP_ONLY: &str = "Envoy + header_mutation only (the strip step, no wasm filter), unsigned";
-const SHIPPED_UNSIGNED: &str = "Envoy + botauth as shipped (header_mutation, then the matcher), unsigned";
-const EARLY_UNSIGNED: &str = "Envoy + botauth, the strip as early_header_mutation, then the matcher, unsigned";
+const STRIP_ONLY: &str = "Envoy + the early header mutation only (the strip, no wasm filter), unsigned";
+const SHIPPED_UNSIGNED: &str = "Envoy + botauth as shipped (early header mutation, then the matcher), unsigned";
+const FILTER_STRIP_UNSIGNED: &str =
+    "Envoy + botauth, the strip as a header_mutation filter instead, then the matcher, unsigned";
 const NO_MATCHER_UNSIGNED: &str = "Envoy + botauth without the matcher, unsigned";
 const SIGNED: &str = "Envoy + botauth, signed (verified)";
 const SIGNED_QUIET: &str = "Envoy + botauth, signed (verified), log line and metrics off";
@@ -813,9 +824,9 @@ fn swap_wasm(yaml: &str, shipped: &std::path::Path, n: usize, with: Option<&std:
 }
 
 /// One Envoy worker, one listener per scenario, wrk. Unsigned traffic: Envoy without the
-/// filter, the strip step alone, the shipped chain, the strip as early header mutation, the
-/// filter without the matcher. Signed traffic (a fixture request, clock fixed, replay cache
-/// off so it may repeat): the shipped chain, then variants for the breakdown by subtraction
+/// filter, the strip alone, the shipped chain, the strip as a header_mutation HTTP filter
+/// instead of the early mutation, the filter without the matcher. Signed traffic (a fixture
+/// request, clock fixed, replay cache off so it may repeat): the shipped chain, then variants for the breakdown by subtraction
 /// (log and/or metrics off, no key for the agent, no matcher), the `bench-phases` build phase
 /// by phase and the size-optimised build. Two more listeners proxy to an upstream (a second
 /// Envoy), unsigned and signed, against the same hop without the filter. Writes a Markdown
@@ -827,7 +838,7 @@ fn load_bench() {
     let case = verified_case();
     // One call: ports from separate calls may coincide.
     let all = ports(16);
-    let (admin, plain, strip, matched, early, unmatched, quiet, nokey) = match all[..8] {
+    let (admin, plain, strip, matched, filter_strip, unmatched, quiet, nokey) = match all[..8] {
         [a, p, t, m, e, u, q, n] => (a, p, t, m, e, u, q, n),
         _ => unreachable!(),
     };
@@ -869,7 +880,7 @@ fn load_bench() {
         Listener { port: plain, config: config.clone(), chain: Chain::None },
         Listener { port: strip, config: config.clone(), chain: Chain::StripOnly },
         Listener { port: matched, config: config.clone(), chain: Chain::Matcher },
-        Listener { port: early, config: config.clone(), chain: Chain::EarlyMatcher },
+        Listener { port: filter_strip, config: config.clone(), chain: Chain::FilterStripMatcher },
         Listener { port: unmatched, config: config.clone(), chain: Chain::NoMatcher },
         Listener { port: quiet, config: quiet_config, chain: Chain::Matcher },
         Listener { port: nokey, config: nokey_config, chain: Chain::Matcher },
@@ -950,7 +961,7 @@ fn load_bench() {
         (NO_FILTER, plain, &host),
         (STRIP_ONLY, strip, &host),
         (SHIPPED_UNSIGNED, matched, &host),
-        (EARLY_UNSIGNED, early, &host),
+        (FILTER_STRIP_UNSIGNED, filter_strip, &host),
         (NO_MATCHER_UNSIGNED, unmatched, &host),
         (SIGNED, matched, &signed),
         (SIGNED_QUIET, quiet, &signed),
@@ -1038,7 +1049,7 @@ fn load_bench() {
     };
     let mut md = format!(
         "### Envoy 1.40 + proxy-wasm filter (V8), load\n\n\
-         Run on {date}. {placement}. One Envoy worker, one listener per row; the shipped chain is header_mutation, then the filter inside \
+         Run on {date}. {placement}. One Envoy worker, one listener per row; the shipped chain is the connection manager's early header mutation (the strip), then the filter inside \
          composite + ExtensionWithMatcher; `wrk -t1 -d{seconds}s` with 1 connection (latency) and 8 connections \
          (throughput), after a 2 s warm-up per scenario; {ROUNDS} interleaved rounds, each scenario's best round for p50 and req/s \
          (interference from other tenants only slows a round down) and its median round for p99; Envoy answers with a `direct_response` \
@@ -1059,11 +1070,11 @@ fn load_bench() {
     }
     let run = |name: &str| runs.iter().find(|r| r.0 == name).unwrap_or_else(|| panic!("no scenario {name:?}"));
     let worker = |name: &str| worker_us(&run(name).2);
-    let (base, strip, unsigned, early, unmatched, signed_run) = (
+    let (base, strip, unsigned, filter_strip, unmatched, signed_run) = (
         run(NO_FILTER),
         run(STRIP_ONLY),
         run(SHIPPED_UNSIGNED),
-        run(EARLY_UNSIGNED),
+        run(FILTER_STRIP_UNSIGNED),
         run(NO_MATCHER_UNSIGNED),
         run(SIGNED),
     );
@@ -1088,9 +1099,9 @@ fn load_bench() {
         (run(PROXIED_NO_FILTER), run(PROXIED_UNSIGNED), run(PROXIED_SIGNED));
     md.push_str(&format!(
         "\n**Unsigned traffic**, against no filter (goal: within 5% in req/s and p50):\n\n\
-         - as shipped (header_mutation, then the matcher): {:+.1}% req/s, {:+.0} µs p50; of which the header_mutation filter alone \
-         {:+.1}% req/s, {:+.0} µs p50\n\
-         - the strip as the connection manager's `early_header_mutation_extensions` instead, then the matcher: {:+.1}% req/s, {:+.0} µs p50\n\
+         - as shipped (the early header mutation, then the matcher): {:+.1}% req/s, {:+.0} µs p50; of which the early header mutation \
+         alone {:+.1}% req/s, {:+.0} µs p50\n\
+         - the strip as an `envoy.filters.http.header_mutation` filter instead, then the matcher: {:+.1}% req/s, {:+.0} µs p50\n\
          - without the matcher (a wasm context per request): {:+.1}% req/s, {:+.0} µs p50\n\
          - proxied to an upstream (a second Envoy on 127.0.0.1 answering; what a gateway does, against the same hop with no filter): \
          as shipped {:+.1}% req/s, {:+.0} µs p50; signed (verified) {:+.1}% req/s, {:+.0} µs p50\n",
@@ -1098,8 +1109,8 @@ fn load_bench() {
         unsigned.1.p50_us - base.1.p50_us,
         pct(strip, base),
         strip.1.p50_us - base.1.p50_us,
-        pct(early, base),
-        early.1.p50_us - base.1.p50_us,
+        pct(filter_strip, base),
+        filter_strip.1.p50_us - base.1.p50_us,
         pct(unmatched, base),
         unmatched.1.p50_us - base.1.p50_us,
         pct(proxied_unsigned, proxied_base),
@@ -1175,8 +1186,8 @@ fn load_bench() {
     }
 }
 
-/// One Envoy with two listeners for `config`: the shipped chain (header_mutation + composite
-/// matcher) and the filter alone; returns the origin, Envoy and the two ports.
+/// One Envoy with two listeners for `config`: the shipped chain (early header mutation +
+/// composite matcher) and the filter alone; returns the origin, Envoy and the two ports.
 fn both_chains(config: serde_json::Value) -> (Origin, Envoy, u16, u16) {
     let origin = Origin::start().unwrap_or_else(|e| panic!("origin: {e}"));
     let (admin, shipped, alone) = match ports(3)[..] {

@@ -1,6 +1,6 @@
 //! The soak (issue 11) through the filter in a real Envoy with two workers, as shipped
-//! (header_mutation + the composite matcher): testkit's mixed stream (unsigned, signed by two
-//! directory agents and a pinned one with several keys, tampered, replayed, expired,
+//! (early header mutation + the composite matcher): testkit's mixed stream (unsigned, signed
+//! by two directory agents and a pinned one with several keys, tampered, replayed, expired,
 //! garbage, oversized, good and bad `content-digest` bodies, and an allow-listed agent whose
 //! directory answers 500) on 64 keep-alive connections, every answer and every upstream
 //! record checked against its request's expected verdict.

@@ -75,8 +75,8 @@ fn envoy_example_configuration_is_valid() {
     assert!(ENVOY_SOURCES.contains("max_dynamic_descriptors:") && ENVOY_SOURCES.contains("SkipFilter"));
 }
 
-/// header_mutation, before the filter, removes exactly the headers the filter sends
-/// upstream; and the rate-limit example's descriptors name labels the filter sets.
+/// The early header mutation, before any filter, removes exactly the headers the filter
+/// sends upstream; and the rate-limit example's descriptors name labels the filter sets.
 #[test]
 fn envoy_chains_strip_the_filters_headers() {
     for yaml in [ENVOY, ENVOY_RATELIMIT, ENVOY_GLOBAL, ENVOY_SOURCES] {
@@ -87,9 +87,14 @@ fn envoy_chains_strip_the_filters_headers() {
         let sent: BTreeSet<&str> =
             [Some(c.verdict_header.as_str()), auth, c.agent_header.as_deref()].into_iter().flatten().collect();
         assert_eq!(removed, sent);
-        let mutation = yaml.find("envoy.filters.http.header_mutation").unwrap_or(usize::MAX);
-        let filter = yaml.find("# botauth-filter: begin").unwrap_or(0);
-        assert!(mutation < filter, "header_mutation must run before the filter");
+        // The connection manager's early header mutation does it, before routing and any
+        // filter, in the listener that runs the filter; and nothing else strips them.
+        let listener = yaml.find("# botauth-listener: begin").unwrap_or(usize::MAX);
+        let early = yaml.find("          early_header_mutation_extensions:\n").unwrap_or(usize::MAX);
+        let filters = yaml.find("          http_filters:\n").unwrap_or(0);
+        assert!(listener < early && early < filters, "the strip is the listener's early header mutation");
+        assert_eq!(yaml.matches("early_header_mutation.header_mutation.v3.HeaderMutation").count(), 1);
+        assert!(!yaml.contains("envoy.filters.http.header_mutation"), "one strip, the early one");
     }
     let c = envoy_config(ENVOY_RATELIMIT);
     let labels: BTreeSet<String> = c

@@ -94,21 +94,22 @@ pub fn reindent(block: &str, indent: usize) -> String {
 /// How the botauth filter sits in a listener's filter chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Chain {
-    /// As shipped: header_mutation, then the wasm filter inside composite +
-    /// ExtensionWithMatcher (signed requests only).
+    /// As shipped: the connection manager's early header mutation strips the filter's
+    /// headers, then the wasm filter runs inside composite + ExtensionWithMatcher (signed
+    /// requests only).
     Matcher,
-    /// header_mutation, then the wasm filter for every request.
+    /// The early strip, then the wasm filter for every request.
     NoMatcher,
     /// The wasm filter alone, for every request (it strips the headers itself).
     WasmOnly,
     /// Neither (a baseline: Envoy without the filter).
     None,
-    /// header_mutation alone, no wasm filter (bench: what the strip step costs).
+    /// The early strip alone, no wasm filter (bench: what the strip costs).
     StripOnly,
-    /// The strip as the connection manager's `early_header_mutation_extensions` (the
-    /// example's removals), then the filter inside the matcher (bench: the strip without a
-    /// filter instance per request).
-    EarlyMatcher,
+    /// The strip as an `envoy.filters.http.header_mutation` HTTP filter (the example's
+    /// removals) instead of the early mutation, then the filter inside the matcher (bench:
+    /// the other way Envoy can strip, side by side).
+    FilterStripMatcher,
 }
 
 /// One listener of a rendered configuration.
@@ -152,29 +153,27 @@ pub fn listener_yaml(example: &str, listeners: &[Listener], wasm: &Path) -> Stri
             reindent(wasm_block, indent + 4),
             pad = " ".repeat(indent)
         );
-        let mutation = "          - name: envoy.filters.http.header_mutation\n";
-        let m = head.find(mutation).unwrap_or_else(|| panic!("no header_mutation filter in the example"));
+        let (before_strip, strip, after_strip) = split_block(head, "botauth-strip");
+        let unstripped = format!("{before_strip}{after_strip}");
         let b = match l.chain {
             Chain::Matcher => format!("{head}{filter}{tail}"),
             Chain::NoMatcher => format!("{head}{direct}{tail}"),
             Chain::StripOnly => format!("{head}{tail}"),
-            Chain::WasmOnly | Chain::None => {
-                let keep = if l.chain == Chain::WasmOnly { direct.as_str() } else { "" };
-                format!("{}{keep}{tail}", &head[..m])
-            }
-            Chain::EarlyMatcher => {
-                let removes: String = head[m..]
+            Chain::WasmOnly => format!("{unstripped}{direct}{tail}"),
+            Chain::None => format!("{unstripped}{tail}"),
+            Chain::FilterStripMatcher => {
+                let removes: String = strip
                     .lines()
                     .filter_map(|line| line.trim().strip_prefix("- remove: "))
-                    .map(|name| format!("              - remove: {name}\n"))
+                    .map(|name| format!("                - remove: {name}\n"))
                     .collect();
-                let early = format!(
-                    "stat_prefix: botauth_ingress\n          early_header_mutation_extensions:\n          \
-                     - name: envoy.http.early_header_mutation.header_mutation\n            typed_config:\n              \
-                     \"@type\": type.googleapis.com/envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation\n              \
-                     mutations:\n{removes}"
+                let filters = "          http_filters:\n";
+                let mutation = format!(
+                    "{filters}          - name: envoy.filters.http.header_mutation\n            typed_config:\n              \
+                     \"@type\": type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation\n              \
+                     mutations:\n                request_mutations:\n{removes}"
                 );
-                replace_once(&format!("{}{filter}{tail}", &head[..m]), "stat_prefix: botauth_ingress\n", &early)
+                format!("{}{filter}{tail}", replace_once(&unstripped, filters, &mutation))
             }
         };
         if matches!(l.chain, Chain::None | Chain::StripOnly) {
