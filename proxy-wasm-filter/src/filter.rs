@@ -332,8 +332,8 @@ impl HttpContext for Http {
             return Action::Continue;
         }
         // Signed: the whole map is read anyway, so the host is asked to strip only when a
-        // client sent one of those headers (never, behind the shipped early header mutation) or the
-        // map could not be read; core's request never holds them either.
+        // client sent one of those headers (never, behind the shipped early header
+        // mutation) or the map could not be read; core's request never holds them either.
         let mut host = read_request();
         if stop == Some(bench::Phase::Read) {
             return Action::Continue;
