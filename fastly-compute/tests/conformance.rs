@@ -14,7 +14,7 @@ mod fixture;
 
 use std::collections::BTreeMap;
 
-use botauth_core::{Verdict, Verified};
+use botauth_core::Verdict;
 use botauth_testkit::origin::Origin;
 use common::{jwks_item_key, Service, Setup};
 use fixture::{Case, ExpectedVerdict};
