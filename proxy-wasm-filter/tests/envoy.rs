@@ -298,10 +298,10 @@ fn single(config: Value) -> (Envoy, Origin, u16) {
 
 /// The shipped chain (the connection manager's early header mutation, then the filter behind
 /// composite + ExtensionWithMatcher) and the filter alone in the chain: forged verdict,
-/// verdict-auth and agent headers (repeated, in any case) on unsigned requests never reach
-/// the origin (stripped natively, resp. by the filter), signed requests carry exactly the filter's one verdict header, and the composite
-/// filter delegates to the wasm filter exactly once per signed request (unsigned requests
-/// never create a wasm context).
+/// verdict-auth and agent headers (repeated, in any case) on unsigned requests never reach the
+/// origin (stripped natively, resp. by the filter), signed requests carry exactly the filter's
+/// one verdict header, and the composite filter delegates to the wasm filter exactly once per
+/// signed request (unsigned requests never create a wasm context).
 #[test]
 fn shipped_chain_strips_forgeries_and_runs_the_filter_only_when_signed() {
     let case = verified_case();
@@ -827,11 +827,11 @@ fn swap_wasm(yaml: &str, shipped: &std::path::Path, n: usize, with: Option<&std:
 /// One Envoy worker, one listener per scenario, wrk. Unsigned traffic: Envoy without the
 /// filter, the strip alone, the shipped chain, the strip as a header_mutation HTTP filter
 /// instead of the early mutation, the filter without the matcher. Signed traffic (a fixture
-/// request, clock fixed, replay cache off so it may repeat): the shipped chain, then variants for the breakdown by subtraction
-/// (log and/or metrics off, no key for the agent, no matcher), the `bench-phases` build phase
-/// by phase and the size-optimised build. Two more listeners proxy to an upstream (a second
-/// Envoy), unsigned and signed, against the same hop without the filter. Writes a Markdown
-/// section to `BOTAUTH_BENCH_OUT`.
+/// request, clock fixed, replay cache off so it may repeat): the shipped chain, then variants
+/// for the breakdown by subtraction (log and/or metrics off, no key for the agent, no matcher),
+/// the `bench-phases` build phase by phase and the size-optimised build. Two more listeners
+/// proxy to an upstream (a second Envoy), unsigned and signed, against the same hop without the
+/// filter. Writes a Markdown section to `BOTAUTH_BENCH_OUT`.
 #[test]
 #[ignore = "load bench: run by `cargo xtask bench`"]
 fn load_bench() {
